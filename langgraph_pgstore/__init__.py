@@ -1,0 +1,42 @@
+"""langgraph-pgstore: one PostgreSQL database for everything a LangGraph agent remembers."""
+
+from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
+from .config import PoolOptions, Settings, redact_dsn
+from .database import AsyncDatabase, Database
+from .errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    EmbeddedUnavailable,
+    ExtensionMissing,
+    InvalidInput,
+    MigrationError,
+    NotFound,
+    PgStoreError,
+    SerializationError,
+)
+from .health import HealthReport
+
+connect = Database.connect
+aconnect = AsyncDatabase.connect
+
+__all__ = [
+    "AsyncDatabase",
+    "AsyncPgCheckpointer",
+    "ConfigurationError",
+    "Database",
+    "DatabaseUnavailable",
+    "EmbeddedUnavailable",
+    "ExtensionMissing",
+    "HealthReport",
+    "InvalidInput",
+    "MigrationError",
+    "NotFound",
+    "PgCheckpointer",
+    "PgStoreError",
+    "PoolOptions",
+    "SerializationError",
+    "Settings",
+    "aconnect",
+    "connect",
+    "redact_dsn",
+]

@@ -1,0 +1,162 @@
+"""Sans-IO database operations: logic written once, run by a sync or an async driver.
+
+An operation is a generator that yields :class:`Query` objects and receives each query's
+rows back, then returns its result::
+
+    def get_session(session_id: UUID) -> Op[Session]:
+        rows = yield Query(GET_SESSION, (session_id,))
+        if not rows:
+            raise NotFound(f"no session {session_id}")
+        return Session.model_validate(rows[0])
+
+``run(conn_or_pool, op)`` and ``await arun(conn_or_pool, op)`` drive it inside one
+transaction, so a multi-statement operation is all-or-nothing. This is the same shape as
+langgraph-checkpoint-postgres's ``_Statements`` (used by its ``prune``), so the sync and
+async classes stay one-line wrappers and nothing but the ``await`` is written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, Connection, sql
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from .errors import DatabaseUnavailable, InvalidInput, MigrationError, PgStoreError
+
+__all__ = [
+    "AConn",
+    "Conn",
+    "Op",
+    "Query",
+    "aconnection",
+    "arun",
+    "connection",
+    "run",
+    "translate_error",
+]
+
+T = TypeVar("T")
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
+Conn: TypeAlias = Connection[DictRow] | ConnectionPool[Connection[DictRow]]
+AConn: TypeAlias = AsyncConnection[DictRow] | AsyncConnectionPool[AsyncConnection[DictRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement. ``many`` runs ``executemany`` over parameter rows (returns no rows)."""
+
+    sql: str | sql.Composable
+    params: Params = None
+    many: Sequence[Params] | None = None
+
+
+Op: TypeAlias = Generator[Query, list[DictRow], T]
+
+
+def translate_error(exc: BaseException) -> PgStoreError | None:
+    """Map a driver error onto our hierarchy (None when it isn't one we translate)."""
+    if isinstance(exc, PgStoreError):
+        return exc
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return DatabaseUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return MigrationError(
+            f"{exc.diag.message_primary}: the schema is not migrated; run "
+            "`langgraph-pgstore migrate` (or `db.migrate()`)"
+        )
+    if isinstance(exc, psycopg.DataError | UnicodeEncodeError):
+        return InvalidInput(f"rejected by the database: {exc}")
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return InvalidInput(f"constraint violated: {exc.diag.message_primary or exc}")
+    return None
+
+
+def _reraise(exc: BaseException) -> None:
+    mapped = translate_error(exc)
+    if mapped is not None and mapped is not exc:
+        raise mapped from exc
+
+
+@contextmanager
+def connection(conn: Conn) -> Iterator[Connection[DictRow]]:
+    """Borrow a connection from a pool, or use the given one; errors translated."""
+    try:
+        if isinstance(conn, ConnectionPool):
+            with conn.connection() as c:
+                yield c
+        else:
+            yield conn
+    except Exception as exc:
+        _reraise(exc)
+        raise
+
+
+@asynccontextmanager
+async def aconnection(conn: AConn) -> AsyncIterator[AsyncConnection[DictRow]]:
+    """Async twin of :func:`connection`."""
+    try:
+        if isinstance(conn, AsyncConnectionPool):
+            async with conn.connection() as c:
+                yield c
+        else:
+            yield conn
+    except Exception as exc:
+        _reraise(exc)
+        raise
+
+
+def _step(op: Op[T], rows: list[DictRow] | None) -> tuple[Query | None, T | None]:
+    try:
+        return (next(op) if rows is None else op.send(rows)), None
+    except StopIteration as stop:
+        return None, stop.value
+
+
+def run(conn: Conn, op: Op[T], *, transaction: bool = True) -> T:
+    """Drive ``op`` on a sync connection or pool, in one transaction by default."""
+    with connection(conn) as c:
+        tx = c.transaction() if transaction else _null()
+        with tx, c.cursor(row_factory=dict_row) as cur:
+            query, result = _step(op, None)
+            while query is not None:
+                if query.many is not None:
+                    cur.executemany(query.sql, query.many)
+                    rows: list[DictRow] = []
+                else:
+                    cur.execute(query.sql, query.params)
+                    rows = cur.fetchall() if cur.description else []
+                query, result = _step(op, rows)
+        return result  # type: ignore[return-value]
+
+
+async def arun(conn: AConn, op: Op[T], *, transaction: bool = True) -> T:
+    """Drive ``op`` on an async connection or pool, in one transaction by default."""
+    async with aconnection(conn) as c:
+        tx = c.transaction() if transaction else _anull()
+        async with tx, c.cursor(row_factory=dict_row) as cur:
+            query, result = _step(op, None)
+            while query is not None:
+                if query.many is not None:
+                    await cur.executemany(query.sql, query.many)
+                    rows: list[DictRow] = []
+                else:
+                    await cur.execute(query.sql, query.params)
+                    rows = await cur.fetchall() if cur.description else []
+                query, result = _step(op, rows)
+        return result  # type: ignore[return-value]
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
+
+@asynccontextmanager
+async def _anull() -> AsyncIterator[None]:
+    yield

@@ -1,0 +1,69 @@
+"""The async checkpointer: langgraph's AsyncPostgresSaver on our pool, plus what it lacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg_pool import AsyncConnectionPool
+
+from .._ops import AConn, arun
+from . import base
+
+__all__ = ["AsyncPgCheckpointer"]
+
+
+class AsyncPgCheckpointer(AsyncPostgresSaver):
+    """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
+
+    def __init__(self, conn: AConn, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(conn, serde=serde)  # type: ignore[arg-type]
+        if isinstance(conn, AsyncConnectionPool):
+            self.lock = base.NoLock()  # type: ignore[assignment]
+
+    @base.atranslated
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    @base.atranslated
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await super().aput_writes(config, writes, task_id, task_path)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await arun(self.conn, base.copy_thread(source_thread_id, target_thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await arun(self.conn, base.delete_for_runs(run_ids))
+
+    async def adelete_stale_threads(
+        self, older_than: timedelta | datetime, *, limit: int = 1000
+    ) -> list[str]:
+        """Retention: delete threads idle for longer than ``older_than``; returns their ids."""
+        return await arun(self.conn, base.delete_stale_threads(older_than, limit=limit))
+
+    # Sync entry points for code that holds the async saver from another thread.
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        asyncio.run_coroutine_threadsafe(
+            self.acopy_thread(source_thread_id, target_thread_id), self.loop
+        ).result()
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        asyncio.run_coroutine_threadsafe(self.adelete_for_runs(run_ids), self.loop).result()

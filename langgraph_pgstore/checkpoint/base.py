@@ -1,0 +1,194 @@
+"""SQL and operations the sync and async checkpointers share.
+
+The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
+(``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from .._ops import Op, Query, translate_error
+from ..errors import InvalidInput, SerializationError
+
+COPY_THREAD_SQL = (
+    """INSERT INTO checkpoints
+         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+       SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata
+       FROM checkpoints WHERE thread_id = %(source)s
+       ON CONFLICT DO NOTHING""",
+    """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+       SELECT %(target)s, checkpoint_ns, channel, version, type, blob
+       FROM checkpoint_blobs WHERE thread_id = %(source)s
+       ON CONFLICT DO NOTHING""",
+    """INSERT INTO checkpoint_writes
+         (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+       SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
+       FROM checkpoint_writes WHERE thread_id = %(source)s
+       ON CONFLICT DO NOTHING""",
+)
+
+DELETE_RUN_CHECKPOINTS_SQL = """
+DELETE FROM checkpoints WHERE metadata ->> 'run_id' = ANY(%s)
+RETURNING thread_id, checkpoint_ns, checkpoint_id
+"""
+
+DELETE_WRITES_OF_SQL = """
+DELETE FROM checkpoint_writes w
+USING unnest(%s::text[], %s::text[], %s::text[]) AS d(thread_id, checkpoint_ns, checkpoint_id)
+WHERE w.thread_id = d.thread_id AND w.checkpoint_ns = d.checkpoint_ns
+  AND w.checkpoint_id = d.checkpoint_id
+"""
+
+#: Blobs of the given threads that no remaining checkpoint references.
+DELETE_ORPHAN_BLOBS_SQL = """
+DELETE FROM checkpoint_blobs b
+WHERE b.thread_id = ANY(%s)
+  AND NOT EXISTS (
+    SELECT 1 FROM checkpoints c
+    WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+      AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
+"""
+
+#: Threads whose newest root checkpoint is older than the cutoff (``ts`` is ISO-8601 UTC).
+STALE_THREADS_SQL = """
+SELECT thread_id FROM checkpoints
+WHERE checkpoint_ns = ''
+GROUP BY thread_id
+HAVING max((checkpoint ->> 'ts')::timestamptz) < %s
+ORDER BY thread_id
+LIMIT %s
+"""
+
+DELETE_THREADS_SQL = (
+    "DELETE FROM checkpoints WHERE thread_id = ANY(%s)",
+    "DELETE FROM checkpoint_blobs WHERE thread_id = ANY(%s)",
+    "DELETE FROM checkpoint_writes WHERE thread_id = ANY(%s)",
+)
+
+
+def copy_thread(source_thread_id: str, target_thread_id: str) -> Op[None]:
+    """Copy every checkpoint, blob and write of one thread to another, atomically."""
+    if str(source_thread_id) == str(target_thread_id):
+        raise InvalidInput("copy_thread needs two different thread ids")
+    params = {"source": str(source_thread_id), "target": str(target_thread_id)}
+    for statement in COPY_THREAD_SQL:
+        yield Query(statement, params)
+
+
+def delete_for_runs(run_ids: Sequence[str]) -> Op[int]:
+    """Delete the checkpoints written by the given runs, their writes and orphaned blobs."""
+    if isinstance(run_ids, str):
+        raise TypeError("run_ids must be a sequence of run ids, not a str")
+    ids = [str(r) for r in run_ids]
+    if not ids:
+        return 0
+    deleted = yield Query(DELETE_RUN_CHECKPOINTS_SQL, (ids,))
+    if not deleted:
+        return 0
+    yield Query(
+        DELETE_WRITES_OF_SQL,
+        (
+            [r["thread_id"] for r in deleted],
+            [r["checkpoint_ns"] for r in deleted],
+            [r["checkpoint_id"] for r in deleted],
+        ),
+    )
+    yield Query(DELETE_ORPHAN_BLOBS_SQL, (sorted({r["thread_id"] for r in deleted}),))
+    return len(deleted)
+
+
+def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000) -> Op[list[str]]:
+    """Delete threads whose newest checkpoint is older than ``older_than``; returns their ids.
+
+    ``older_than`` is an age (``timedelta``) or an absolute cutoff (aware ``datetime``).
+    Call repeatedly until it returns fewer than ``limit`` ids to sweep everything.
+    """
+    if isinstance(older_than, timedelta):
+        cutoff = datetime.now().astimezone() - older_than
+    elif older_than.tzinfo is None:
+        raise InvalidInput("older_than must be a timedelta or a timezone-aware datetime")
+    else:
+        cutoff = older_than
+    rows = yield Query(STALE_THREADS_SQL, (cutoff, int(limit)))
+    threads = [r["thread_id"] for r in rows]
+    if threads:
+        for statement in DELETE_THREADS_SQL:
+            yield Query(statement, (threads,))
+    return threads
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _serialisation_error(exc: BaseException) -> SerializationError:
+    return SerializationError(
+        f"graph state can't be serialised for the checkpoint: {type(exc).__name__}: {exc}"
+    )
+
+
+def translated(fn: Callable[P, R]) -> Callable[P, R]:
+    """Re-raise driver and serializer errors of a saver method as our own errors."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise
+            mapped = translate_error(exc)
+            raise (mapped or _serialisation_error(exc)) from exc
+        except Exception as exc:
+            mapped = translate_error(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+
+    return wrapper
+
+
+def atranslated(fn: Callable[P, Any]) -> Callable[P, Any]:
+    """Async twin of :func:`translated` (the wrapper awaits)."""
+
+    @wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise
+            mapped = translate_error(exc)
+            raise (mapped or _serialisation_error(exc)) from exc
+        except Exception as exc:
+            mapped = translate_error(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+
+    return wrapper
+
+
+class NoLock:
+    """Stands in for the saver's lock when it draws from a pool.
+
+    PostgresSaver takes one ``threading.Lock`` around every query so that a single shared
+    connection is never used by two threads at once. Pool connections are never shared, so
+    the lock would only serialise all graphs of the process on one mutex.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,247 @@
+"""The entry point: open the database once, hand out the parts (sync ``Database``, async
+``AsyncDatabase``), all drawing from one connection pool.
+
+    with Database.connect() as db:                      # embedded server, or DATABASE_URL
+        graph = builder.compile(checkpointer=db.checkpointer)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import cached_property
+from typing import Any, Unpack
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from ._ops import arun, run
+from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
+from .config import PoolOptions, Settings, redact_dsn
+from .embedded import EmbeddedServer
+from .errors import DatabaseUnavailable
+from .health import HealthReport, is_current, probe
+from .migrate import migrate as _migrate
+
+__all__ = ["AsyncDatabase", "Database", "resolve_url"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
+    """The URL to use: the configured one, or the embedded server's (started on demand)."""
+    if settings.url:
+        return settings.url, None
+    server = EmbeddedServer.start(settings.data_dir)
+    return server.url, server
+
+
+def _pool_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "kwargs": {**settings.connect_kwargs(), "row_factory": dict_row},
+        "min_size": settings.min_size,
+        "max_size": settings.max_size,
+        "timeout": settings.timeout,
+        "max_idle": settings.max_idle,
+        "max_lifetime": settings.max_lifetime,
+        "name": "langgraph-pgstore",
+        "open": False,
+    }
+
+
+def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"can't connect to {redact_dsn(url)}: {exc}")
+
+
+class _Common:
+    """What the sync and async hubs share: settings, URL, the embedded server handle."""
+
+    def __init__(self, url: str, settings: Settings, server: EmbeddedServer | None) -> None:
+        self.url = url
+        self.settings = settings
+        self.server = server
+
+    @property
+    def redacted_url(self) -> str:
+        return redact_dsn(self.url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.redacted_url})"
+
+    def _pool_stats(self, pool: ConnectionPool[Any] | AsyncConnectionPool[Any]) -> dict[str, int]:
+        stats = pool.get_stats()
+        keys = ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting",
+                "requests_num", "requests_errors", "connections_lost", "connections_errors")
+        return {k: int(stats.get(k, 0)) for k in keys}
+
+
+class Database(_Common):
+    """Sync hub: ``checkpointer`` and the other parts, one ``ConnectionPool``."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[psycopg.Connection[Any]],
+        settings: Settings,
+        url: str,
+        server: EmbeddedServer | None = None,
+    ) -> None:
+        super().__init__(url, settings, server)
+        self.pool = pool
+
+    @classmethod
+    def open(
+        cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
+    ) -> Database:
+        """Open the pool (and the embedded server when no URL is configured)."""
+        settings = Settings.resolve(url, **options)
+        real_url, server = resolve_url(settings)
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            real_url,
+            check=ConnectionPool.check_connection if settings.check_connection else None,
+            **_pool_kwargs(settings),
+        )
+        db = cls(pool, settings, real_url, server)
+        try:
+            pool.open(wait=True, timeout=settings.connect_timeout)
+            if migrate:
+                db.migrate(only_if_needed=True)
+        except PoolTimeout as exc:
+            pool.close()
+            raise _unavailable(real_url, exc) from exc
+        except BaseException:
+            pool.close()
+            raise
+        return db
+
+    @classmethod
+    @contextmanager
+    def connect(
+        cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
+    ) -> Iterator[Database]:
+        """``with Database.connect() as db:`` opens, migrates if needed, and closes."""
+        db = cls.open(url, migrate=migrate, **options)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    from_conn_string = connect
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def checkpointer(self) -> PgCheckpointer:
+        """The ``checkpointer=`` for ``builder.compile``."""
+        return PgCheckpointer(self.pool)  # type: ignore[arg-type]
+
+    def migrate(self, *, only_if_needed: bool = False) -> str:
+        """Bring the checkpoint tables and ours to head; returns the revision."""
+        if only_if_needed:
+            report = run(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            if is_current(report):
+                return report.head
+        return _migrate(self.url, self.settings)
+
+    def health(self) -> HealthReport:
+        """Never raises for an unreachable server: the report says so (``ok=False``)."""
+        try:
+            report = run(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+        except DatabaseUnavailable as exc:
+            report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
+        report.pool = self._pool_stats(self.pool)
+        return report
+
+
+class AsyncDatabase(_Common):
+    """Async hub: ``checkpointer`` and the other parts, one ``AsyncConnectionPool``."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        settings: Settings,
+        url: str,
+        server: EmbeddedServer | None = None,
+    ) -> None:
+        super().__init__(url, settings, server)
+        self.pool = pool
+
+    @classmethod
+    async def open(
+        cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
+    ) -> AsyncDatabase:
+        """Open the pool (and the embedded server when no URL is configured)."""
+        settings = Settings.resolve(url, **options)
+        real_url, server = resolve_url(settings)
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            real_url,
+            check=AsyncConnectionPool.check_connection if settings.check_connection else None,
+            **_pool_kwargs(settings),
+        )
+        db = cls(pool, settings, real_url, server)
+        try:
+            await pool.open(wait=True, timeout=settings.connect_timeout)
+            if migrate:
+                await db.amigrate(only_if_needed=True)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise _unavailable(real_url, exc) from exc
+        except BaseException:
+            await pool.close()
+            raise
+        return db
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
+    ) -> AsyncIterator[AsyncDatabase]:
+        """``async with AsyncDatabase.connect() as db:`` opens, migrates if needed, closes."""
+        db = await cls.open(url, migrate=migrate, **options)
+        try:
+            yield db
+        finally:
+            await db.aclose()
+
+    from_conn_string = connect
+
+    async def aclose(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @cached_property
+    def checkpointer(self) -> AsyncPgCheckpointer:
+        """The ``checkpointer=`` for ``builder.compile`` (use ``ainvoke``/``astream``)."""
+        return AsyncPgCheckpointer(self.pool)  # type: ignore[arg-type]
+
+    async def amigrate(self, *, only_if_needed: bool = False) -> str:
+        """Bring the checkpoint tables and ours to head; returns the revision."""
+        if only_if_needed:
+            report = await arun(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            if is_current(report):
+                return report.head
+        import asyncio
+
+        return await asyncio.to_thread(_migrate, self.url, self.settings)
+
+    async def ahealth(self) -> HealthReport:
+        """Never raises for an unreachable server: the report says so (``ok=False``)."""
+        try:
+            report = await arun(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+        except DatabaseUnavailable as exc:
+            report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
+        report.pool = self._pool_stats(self.pool)
+        return report

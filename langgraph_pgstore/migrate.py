@@ -1,0 +1,145 @@
+"""Bring a database to head: the checkpoint tables (langgraph's own migrations) and ours (Alembic).
+
+Idempotent, and safe when several processes migrate at once: each half runs under its own
+PostgreSQL advisory lock, so the second process waits, then finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg import sql
+from psycopg.rows import dict_row
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from ._ops import Op, Query
+from .config import Settings, redact_dsn
+from .errors import MigrationError
+from .schema import VERSION_TABLE
+
+__all__ = ["current_revision", "downgrade", "head_revision", "migrate"]
+
+log = logging.getLogger(__name__)
+
+#: Advisory lock keys ("pgstore" as ASCII, plus one per half).
+MIGRATION_LOCK_KEY = 0x7067_7374_6F72_6501
+CHECKPOINT_LOCK_KEY = 0x7067_7374_6F72_6502
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: packaged in the wheel, or the repo's ``migrations/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_migrations", here.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise MigrationError(f"Alembic scripts not found next to {here}")
+
+
+def alembic_config(connection: Connection | None = None, schema: str = "public") -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    cfg.attributes["connection"] = connection
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision shipped with this version of the package."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise MigrationError(f"expected one migration head, found {heads}")
+    return heads[0]
+
+
+def engine_for_url(url: str | None, settings: Settings | None = None) -> Engine:
+    """A SQLAlchemy engine over psycopg 3 for Alembic; ``None`` resolves env or embedded."""
+    if url is None:
+        from .database import resolve_url
+
+        settings = settings or Settings.resolve()
+        url, _server = resolve_url(settings)
+    settings = settings or Settings.resolve(url)
+    kwargs = settings.connect_kwargs()
+    kwargs["autocommit"] = False
+
+    def creator() -> psycopg.Connection[Any]:
+        return psycopg.connect(url, **kwargs)
+
+    return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
+
+
+def vector_installed(connection: Connection) -> bool:
+    row = connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first()
+    return row is not None
+
+
+def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
+    kwargs = settings.connect_kwargs()
+    with psycopg.connect(url, **kwargs, row_factory=dict_row) as conn:
+        if settings.schema != "public":
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.schema)))
+        conn.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_LOCK_KEY,))
+        try:
+            PostgresSaver(conn).setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_LOCK_KEY,))
+
+
+def migrate(url: str, settings: Settings | None = None, *, revision: str = "head") -> str:
+    """Upgrade the checkpoint tables and ours to ``revision``; returns the revision reached."""
+    settings = settings or Settings.resolve(url)
+    try:
+        _setup_checkpoint_tables(url, settings)
+        engine = engine_for_url(url, settings)
+        try:
+            with engine.begin() as conn:
+                command.upgrade(alembic_config(conn, settings.schema), revision)
+            with engine.connect() as conn:
+                reached = MigrationContext.configure(
+                    conn, opts={"version_table": VERSION_TABLE}
+                ).get_current_revision()
+        finally:
+            engine.dispose()
+    except psycopg.OperationalError as exc:
+        from .errors import DatabaseUnavailable
+
+        raise DatabaseUnavailable(f"can't migrate {redact_dsn(url)}: {exc}") from exc
+    except MigrationError:
+        raise
+    except Exception as exc:
+        raise MigrationError(f"migration of {redact_dsn(url)} failed and was rolled back: {exc}") from exc
+    log.info("database %s at revision %s", redact_dsn(url), reached)
+    return reached or "base"
+
+
+def downgrade(url: str, revision: str = "base", settings: Settings | None = None) -> None:
+    """Downgrade our tables (never the checkpoint tables) to ``revision``."""
+    settings = settings or Settings.resolve(url)
+    engine = engine_for_url(url, settings)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn, settings.schema), revision)
+    finally:
+        engine.dispose()
+
+
+def current_revision() -> Op[str | None]:
+    """Revision recorded in our version table (None when never migrated)."""
+    rows = yield Query("SELECT to_regclass(%s) IS NOT NULL AS present", (VERSION_TABLE,))
+    if not rows[0]["present"]:
+        return None
+    rows = yield Query(f"SELECT version_num FROM {VERSION_TABLE}")
+    return rows[0]["version_num"] if rows else None

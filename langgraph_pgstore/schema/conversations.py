@@ -1,0 +1,96 @@
+"""users, sessions (one per LangGraph thread), messages and chain_analysis_results."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Table,
+    Text,
+    text,
+)
+
+from . import metadata
+from .types import JSONB, NOW, TZ, UUID, UUID_DEFAULT, Vector
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=UUID_DEFAULT),
+    Column("external_id", Text, unique=True),
+    Column("email", Text, unique=True),
+    Column("name", Text),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=UUID_DEFAULT),
+    Column("thread_id", Text, nullable=False, unique=True),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")),
+    Column("title", Text),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    CheckConstraint("status IN ('active', 'archived')", name="status"),
+    Index(None, "user_id", "status", "updated_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "session_id",
+        UUID(as_uuid=True),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("message_id", Text),
+    Column("position", Integer, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("name", Text),
+    Column("content", Text, nullable=False, server_default=text("''")),
+    Column("content_parts", JSONB),
+    Column("tool_calls", JSONB),
+    Column("tool_call_id", Text),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("checkpoint_ns", Text, nullable=False, server_default=text("''")),
+    Column("checkpoint_id", Text),
+    Column("created_at", TZ, nullable=False, server_default=text("clock_timestamp()")),
+    Column("embedding", Vector()),
+    Index(None, "session_id", "created_at", "id"),
+    Index(None, "session_id", "message_id", unique=True),
+)
+
+chain_analysis_results = Table(
+    "chain_analysis_results",
+    metadata,
+    Column(
+        "session_id",
+        UUID(as_uuid=True),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("vulnerabilities", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("chain_links", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("problem_behavior", Text),
+    Column("prompting_event", Text),
+    Column("consequences", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("solutions", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("summary", Text),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+)
