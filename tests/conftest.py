@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 from langgraph_pgstore import AsyncDatabase, Database
 from langgraph_pgstore.migrate import migrate
 
-TEMPLATE = "pgstore_test_template"
+TEMPLATE = f"pgstore_tpl_{os.getpid()}"  # per pytest process: parallel runs never collide
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,13 +41,15 @@ def url_for(server_url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_url(server_url: str) -> str:
+def template_url(server_url: str) -> Iterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     url = url_for(server_url, TEMPLATE)
     migrate(url)
-    return url
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture
