@@ -1,0 +1,186 @@
+"""The FastAPI router and app (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+try:
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+    from fastapi.responses import JSONResponse
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from ..errors import ConfigurationError
+
+    raise ConfigurationError(
+        "the HTTP API needs FastAPI: pip install 'langgraph-pgstore[api]'"
+    ) from exc
+
+import psycopg
+
+from .._ops import Op, arun
+from ..database import AsyncDatabase
+from ..errors import DatabaseUnavailable, InvalidInput, NotFound, PgStoreError
+from . import queries
+
+__all__ = ["create_app", "create_router"]
+
+T = TypeVar("T")
+
+#: Seconds a readiness probe waits for a pooled connection before answering 503.
+READINESS_TIMEOUT = 5.0
+
+Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
+]
+
+
+async def _anonymous() -> str | None:
+    """No authentication hook: results are not scoped."""
+    return None
+
+
+def create_router(
+    db: AsyncDatabase | Callable[[], AsyncDatabase],
+    *,
+    auth: Callable[..., Any] | None = None,
+) -> APIRouter:
+    """Routes for ``/health*``, ``/runs*`` and ``/sessions*`` over ``db``.
+
+    ``db`` may be a callable returning the database, for hosts that open it in their
+    lifespan (after the router is built). ``auth`` is a dependency returning the caller's
+    user id (or raising ``HTTPException(401)``); health routes are never scoped.
+    """
+    get_db: Callable[[], AsyncDatabase] = db if callable(db) else (lambda: db)
+    router = APIRouter()
+    Caller = Annotated[str | None, Depends(auth or _anonymous)]
+
+    async def call(op: Op[T]) -> T:
+        try:
+            return await arun(get_db().pool, op)  # type: ignore[arg-type]
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except InvalidInput as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except DatabaseUnavailable as exc:
+            raise HTTPException(503, "database unavailable") from exc
+        except PgStoreError as exc:
+            raise HTTPException(500, str(exc)) from exc
+
+    @router.get("/health", tags=["health"], summary="Full health report (503 when unhealthy)")
+    async def health() -> JSONResponse:
+        report = await get_db().ahealth()
+        body = {"status": "healthy" if report.ok else "unhealthy", **report.to_dict()}
+        return JSONResponse(body, status_code=200 if report.ok else 503)
+
+    @router.get("/health/liveness", tags=["health"], summary="Process is up (no database)")
+    async def liveness() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/health/readiness", tags=["health"], summary="Database reachable, pool figures")
+    async def readiness() -> JSONResponse:
+        database = get_db()
+        body: dict[str, Any] = {"status": "ready"}
+        code = 200
+        try:
+            async with database.pool.connection(timeout=READINESS_TIMEOUT) as conn:
+                await conn.execute("SELECT 1")
+        except psycopg.Error as exc:  # PoolTimeout and DatabaseUnavailable included
+            body = {"status": "not_ready", "error": type(exc).__name__}
+            code = 503
+        body["pool"] = database._pool_stats(database.pool)
+        return JSONResponse(body, status_code=code)
+
+    @router.get("/runs", tags=["runs"], summary="Runs, newest first")
+    async def list_runs(
+        user: Caller,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        status: str | None = None,
+        graph_name: str | None = None,
+        thread_id: str | None = None,
+    ) -> dict[str, Any]:
+        return await call(
+            queries.list_runs(
+                limit=limit,
+                cursor=cursor,
+                status=status,
+                graph_name=graph_name,
+                thread_id=thread_id,
+                user_id=user,
+            )
+        )
+
+    @router.get("/runs/{run_id}", tags=["runs"], summary="One run")
+    async def get_run(run_id: UUID, user: Caller) -> dict[str, Any]:
+        return await call(queries.get_run(run_id, user_id=user))
+
+    @router.get("/runs/{run_id}/steps", tags=["runs"], summary="A run's step timeline")
+    async def run_steps(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
+        return await call(queries.list_steps(run_id, user_id=user))
+
+    @router.get("/runs/{run_id}/llm_calls", tags=["runs"], summary="A run's LLM calls")
+    async def run_llm_calls(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
+        return await call(queries.list_llm_calls(run_id, user_id=user))
+
+    @router.get("/runs/{run_id}/stats", tags=["runs"], summary="Tokens, cost, latency of a run")
+    async def run_stats(run_id: UUID, user: Caller) -> dict[str, Any]:
+        return await call(queries.run_stats(run_id, user_id=user))
+
+    @router.get("/sessions", tags=["sessions"], summary="Sessions, most recently updated first")
+    async def list_sessions(
+        user: Caller, limit: Limit = 50, cursor: Cursor = None, status: str | None = None
+    ) -> dict[str, Any]:
+        return await call(
+            queries.list_sessions(limit=limit, cursor=cursor, status=status, user_id=user)
+        )
+
+    @router.get("/sessions/{session_id}", tags=["sessions"], summary="One session")
+    async def get_session(session_id: UUID, user: Caller) -> dict[str, Any]:
+        return await call(queries.get_session(session_id, user_id=user))
+
+    @router.get(
+        "/sessions/{session_id}/messages", tags=["sessions"], summary="A session's messages"
+    )
+    async def session_messages(
+        session_id: UUID, user: Caller, limit: Limit = 100, cursor: Cursor = None
+    ) -> dict[str, Any]:
+        return await call(
+            queries.list_messages(session_id, limit=limit, cursor=cursor, user_id=user)
+        )
+
+    return router
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("langgraph-pgstore")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(url: str | None = None, *, auth: Callable[..., Any] | None = None) -> FastAPI:
+    """The app ``langgraph-pgstore serve`` runs: the router over a database opened at startup.
+
+    The schema is not migrated here (run ``langgraph-pgstore migrate``); ``/health`` reports
+    a schema that is behind.
+    """
+    state: dict[str, AsyncDatabase] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncDatabase.connect(url, migrate=False) as database:
+            state["db"] = database
+            yield
+            state.clear()
+
+    def get_db() -> AsyncDatabase:
+        return state["db"]
+
+    app = FastAPI(title="langgraph-pgstore", version=_version(), lifespan=lifespan)
+    app.include_router(create_router(get_db, auth=auth))
+    return app
