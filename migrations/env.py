@@ -30,20 +30,19 @@ def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
         return True
     if type_ == "table":
         return name in OWN_TABLES or name == VERSION_TABLE
-    if type_ == "index" and name and name.startswith("ix_dyn_"):
-        return False  # per-dimension vector indexes created at run time
-    return True
+    # per-dimension vector indexes are created at run time, not by migrations
+    return not (type_ == "index" and name and name.startswith("ix_dyn_"))
 
 
 def _run(connection: Connection) -> None:
     has_vector = vector_installed(connection)
 
-    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
         if type_ == "column" and not has_vector and type(obj.type).__name__ == "VECTOR":
             return False  # no pgvector: vector columns are absent on purpose
-        if type_ == "index" and name and name.startswith("ix_dyn_"):
-            return False
-        return True
+        return not (type_ == "index" and name and name.startswith("ix_dyn_"))
 
     context.configure(
         connection=connection,

@@ -23,7 +23,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
     """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
 
     def __init__(self, conn: AConn, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(conn, serde=serde)  # type: ignore[arg-type]
+        super().__init__(conn, serde=serde)
         if isinstance(conn, AsyncConnectionPool):
             self.lock = base.NoLock()  # type: ignore[assignment]
 

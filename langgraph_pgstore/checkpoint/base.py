@@ -17,7 +17,8 @@ from ..errors import InvalidInput, SerializationError
 COPY_THREAD_SQL = (
     """INSERT INTO checkpoints
          (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-       SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata
+       SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
+              checkpoint, metadata
        FROM checkpoints WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
     """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)

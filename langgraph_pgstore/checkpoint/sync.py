@@ -26,7 +26,7 @@ class PgCheckpointer(PostgresSaver):
     """
 
     def __init__(self, conn: Conn, *, serde: SerializerProtocol | None = None) -> None:
-        super().__init__(conn, serde=serde)  # type: ignore[arg-type]
+        super().__init__(conn, serde=serde)
         if isinstance(conn, ConnectionPool):
             self.lock = base.NoLock()  # type: ignore[assignment]
 
