@@ -1,7 +1,5 @@
 """The FastAPI router and app (see the package docstring)."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar

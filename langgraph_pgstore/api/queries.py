@@ -49,7 +49,7 @@ Page = dict[str, Any]
 LIST_RUNS = """
 SELECT id, graph_name, thread_id, user_id, status, error_type, error_message, trace_id,
        metadata, started_at, completed_at,
-       EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000 AS duration_ms
+       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
 FROM runs
 WHERE (%s::text IS NULL OR status = %s)
   AND (%s::text IS NULL OR graph_name = %s)
@@ -64,7 +64,7 @@ LIMIT %s
 GET_RUN = """
 SELECT id, graph_name, thread_id, user_id, status, input_summary, output_summary, error_type,
        error_message, trace_id, idempotency_key, metadata, started_at, completed_at,
-       EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000 AS duration_ms
+       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
 FROM runs
 WHERE id = %s AND (%s::text IS NULL OR user_id = %s)
 """
@@ -72,7 +72,7 @@ WHERE id = %s AND (%s::text IS NULL OR user_id = %s)
 LIST_STEPS = """
 SELECT id, parent_step_id, kind, node_name, step_number, triggers, checkpoint_ns, task_id,
        attempt, status, error_type, error_message, started_at, completed_at,
-       EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000 AS duration_ms
+       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
 FROM steps WHERE run_id = %s
 ORDER BY started_at, step_number NULLS LAST, id
 """

@@ -1,0 +1,391 @@
+"""The HTTP API over real HTTP (uvicorn on 127.0.0.1) against the real database."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from conftest import TEMPLATE, url_for
+from fastapi import FastAPI, Header, HTTPException
+from psycopg.types.json import Jsonb
+
+from langgraph_pgstore import AsyncDatabase
+from langgraph_pgstore.api import create_app, create_router
+
+NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+def seed_rows(url: str) -> dict[str, Any]:
+    """Two users (alice, bob), their sessions and messages, runs with steps and LLM calls."""
+    ids: dict[str, Any] = {"runs": {}, "sessions": {}}
+    with psycopg.connect(url, autocommit=True) as conn:
+        users = {}
+        for name in ("alice", "bob"):
+            row = conn.execute(
+                "INSERT INTO users (external_id, name) VALUES (%s, %s) RETURNING id", (name, name)
+            ).fetchone()
+            assert row
+            users[name] = row[0]
+        ids["users"] = users
+        for name, n_msgs in (("alice", 5), ("bob", 1)):
+            sid = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO sessions (id, thread_id, user_id, title, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (sid, f"t-{name}", users[name], f"{name}'s chat", NOW),
+            )
+            for i in range(n_msgs):
+                conn.execute(
+                    "INSERT INTO messages (session_id, position, role, content) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (sid, i, "human" if i % 2 == 0 else "ai", f"{name} message {i}"),
+                )
+            ids["sessions"][name] = sid
+        # alice: 4 runs (one failed, one 10 days old), bob: 1 run.
+        specs = [
+            ("a0", "alice", "success", NOW - timedelta(days=10)),
+            ("a1", "alice", "success", NOW - timedelta(minutes=3)),
+            ("a2", "alice", "error", NOW - timedelta(minutes=2)),
+            ("a3", "alice", "success", NOW - timedelta(minutes=1)),
+            ("b0", "bob", "success", NOW),
+        ]
+        for key, user, status, started in specs:
+            rid = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO runs (id, graph_name, thread_id, user_id, status, error_type, "
+                "error_message, metadata, started_at, completed_at) "
+                "VALUES (%s, 'chat', %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    rid, f"t-{user}", user, status,
+                    "ValueError" if status == "error" else None,
+                    "boom" if status == "error" else None,
+                    Jsonb({"k": key}), started, started + timedelta(seconds=2),
+                ),
+            )  # fmt: skip
+            ids["runs"][key] = rid
+        run = ids["runs"]["a1"]
+        step_ids = []
+        for n, node in enumerate(("agent", "tools", "agent")):
+            sid = uuid.uuid4()
+            step_ids.append(sid)
+            started = NOW - timedelta(minutes=3) + timedelta(milliseconds=100 * n)
+            conn.execute(
+                "INSERT INTO steps (id, run_id, node_name, step_number, status, started_at, "
+                "completed_at) VALUES (%s, %s, %s, %s, 'success', %s, %s)",
+                (sid, run, node, n + 1, started, started + timedelta(milliseconds=50)),
+            )
+        for n, (model, tin, tout, cost) in enumerate(
+            (("gpt-4o-mini", 100, 20, "0.00003"), ("gpt-4o", 200, 50, "0.00100"))
+        ):
+            conn.execute(
+                "INSERT INTO llm_calls (id, run_id, step_id, provider_name, request_model, "
+                "input_tokens, output_tokens, total_tokens, cost_usd, latency_ms, status, "
+                "started_at) VALUES (%s, %s, %s, 'openai', %s, %s, %s, %s, %s, %s, 'success', %s)",
+                (
+                    uuid.uuid4(), run, step_ids[2 * n], model, tin, tout, tin + tout, cost,
+                    100.0 * (n + 1), NOW - timedelta(minutes=3) + timedelta(milliseconds=10 + n),
+                ),
+            )  # fmt: skip
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving ``app`` in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> httpx.Client:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def api_db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """One seeded database for the module's read-only tests."""
+    name = f"t_api_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield url_for(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def seeded(api_db_url: str) -> dict[str, Any]:
+    return seed_rows(api_db_url)
+
+
+@pytest.fixture(scope="module")
+def client(api_db_url: str, seeded: dict[str, Any]) -> Iterator[httpx.Client]:
+    with LiveServer(create_app(api_db_url)) as http:
+        yield http
+
+
+async def header_user(x_user: str | None = Header(default=None)) -> str:
+    """The host's authentication, reduced to a header for the test."""
+    if not x_user:
+        raise HTTPException(401, "who are you?")
+    return x_user
+
+
+def host_app(url: str, auth: Callable[..., Any] | None = header_user) -> FastAPI:
+    """A host application that opens the database itself and mounts our router."""
+    from contextlib import asynccontextmanager
+
+    holder: dict[str, AsyncDatabase] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        async with AsyncDatabase.connect(url, migrate=False) as db:
+            holder["db"] = db
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(create_router(lambda: holder["db"], auth=auth), prefix="/pgstore")
+    app.state.holder = holder
+    return app
+
+
+@pytest.fixture(scope="module")
+def host(api_db_url: str, seeded: dict[str, Any]) -> Iterator[httpx.Client]:
+    with LiveServer(host_app(api_db_url)) as http:
+        yield http
+
+
+# -- health -------------------------------------------------------------------------------
+
+
+def test_liveness(client: httpx.Client) -> None:
+    r = client.get("/health/liveness")
+    assert r.status_code == 200
+    assert r.json() == {"status": "alive"}
+
+
+def test_readiness_reports_pool_figures(client: httpx.Client) -> None:
+    r = client.get("/health/readiness")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ready"
+    assert body["pool"]["pool_max"] >= 1
+    assert body["pool"]["pool_size"] >= 1
+
+
+def test_health_on_migrated_database(client: httpx.Client) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "healthy"
+    assert body["migrated"] is True
+    assert body["revision"] == body["head"]
+    assert "pool" in body and body["pool"]["pool_max"] >= 1
+    assert "password" not in r.text
+
+
+def test_health_503_when_schema_missing(fresh_db_url: str) -> None:
+    with LiveServer(create_app(fresh_db_url)) as http:
+        r = http.get("/health")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "unhealthy"
+        assert body["revision"] is None
+        assert any("migrate" in p for p in body["problems"])
+        # Liveness does not touch the database; readiness only needs a connection.
+        assert http.get("/health/liveness").status_code == 200
+        assert http.get("/health/readiness").status_code == 200
+
+
+def test_readiness_503_when_pool_is_gone(db_url: str) -> None:
+    app = host_app(db_url, auth=None)
+    with LiveServer(app) as http:
+        assert http.get("/pgstore/health/readiness").status_code == 200
+        db = app.state.holder["db"]
+        # Close the pool from the server's own loop, as a crashed database would leave it.
+        import asyncio
+
+        server_loop = _loop_of(db)
+        asyncio.run_coroutine_threadsafe(db.pool.close(), server_loop).result(10)
+        r = http.get("/pgstore/health/readiness")
+        assert r.status_code == 503
+        assert r.json()["status"] == "not_ready"
+        assert http.get("/pgstore/health/liveness").status_code == 200
+
+
+def _loop_of(db: AsyncDatabase) -> Any:
+    loop = db.pool._sched_runner.get_loop()  # type: ignore[union-attr]
+    return loop
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def test_runs_newest_first_with_cursor_pagination(
+    client: httpx.Client, seeded: dict[str, Any]
+) -> None:
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        r = client.get("/runs", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["items"]) <= 2
+        seen += [item["id"] for item in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    order = ["b0", "a3", "a2", "a1", "a0"]
+    assert seen == [str(seeded["runs"][k]) for k in order]
+    assert pages == 3
+
+
+def test_runs_filters(client: httpx.Client, seeded: dict[str, Any]) -> None:
+    errors = client.get("/runs", params={"status": "error"}).json()["items"]
+    assert [r["id"] for r in errors] == [str(seeded["runs"]["a2"])]
+    assert errors[0]["error_message"] == "boom"
+    bob = client.get("/runs", params={"thread_id": "t-bob"}).json()["items"]
+    assert [r["id"] for r in bob] == [str(seeded["runs"]["b0"])]
+    assert client.get("/runs", params={"graph_name": "nope"}).json()["items"] == []
+
+
+def test_run_detail_steps_calls_stats(client: httpx.Client, seeded: dict[str, Any]) -> None:
+    rid = str(seeded["runs"]["a1"])
+    run = client.get(f"/runs/{rid}").json()
+    assert run["id"] == rid and run["status"] == "success"
+    assert run["duration_ms"] == pytest.approx(2000)
+    steps = client.get(f"/runs/{rid}/steps").json()
+    assert [s["node_name"] for s in steps] == ["agent", "tools", "agent"]
+    assert [s["step_number"] for s in steps] == [1, 2, 3]
+    calls = client.get(f"/runs/{rid}/llm_calls").json()
+    assert [c["request_model"] for c in calls] == ["gpt-4o-mini", "gpt-4o"]
+    stats = client.get(f"/runs/{rid}/stats").json()
+    assert stats["step_count"] == 3
+    assert stats["llm_call_count"] == 2
+    assert stats["input_tokens"] == 300 and stats["output_tokens"] == 70
+    assert stats["total_tokens"] == 370
+    assert stats["cost_usd"] == pytest.approx(0.00103)
+    assert {m["model"]: m["calls"] for m in stats["models"]} == {"gpt-4o": 1, "gpt-4o-mini": 1}
+    # A run without steps or calls has zero totals, not nulls.
+    empty = client.get(f"/runs/{seeded['runs']['b0']}/stats").json()
+    assert empty["llm_call_count"] == 0 and empty["cost_usd"] == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["/runs/{id}", "/runs/{id}/steps", "/runs/{id}/llm_calls", "/runs/{id}/stats"]
+)
+def test_unknown_run_is_404_malformed_is_422(client: httpx.Client, path: str) -> None:
+    assert client.get(path.format(id=uuid.uuid4())).status_code == 404
+    assert client.get(path.format(id="not-a-uuid")).status_code == 422
+
+
+def test_bad_pagination_is_422(client: httpx.Client) -> None:
+    assert client.get("/runs", params={"limit": 0}).status_code == 422
+    assert client.get("/runs", params={"limit": 100000}).status_code == 422
+    r = client.get("/runs", params={"cursor": "garbage!!"})
+    assert r.status_code == 422
+    assert "cursor" in r.json()["detail"]
+    assert client.get("/sessions/x/messages").status_code == 422
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+def test_sessions_and_messages(client: httpx.Client, seeded: dict[str, Any]) -> None:
+    items = client.get("/sessions").json()["items"]
+    assert {s["id"] for s in items} == {str(s) for s in seeded["sessions"].values()}
+    sid = str(seeded["sessions"]["alice"])
+    session = client.get(f"/sessions/{sid}").json()
+    assert session["thread_id"] == "t-alice"
+    assert session["user_external_id"] == "alice"
+    assert session["message_count"] == 5
+    contents: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = client.get(f"/sessions/{sid}/messages", params=params).json()
+        contents += [m["content"] for m in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert contents == [f"alice message {i}" for i in range(5)]
+    assert client.get(f"/sessions/{uuid.uuid4()}").status_code == 404
+    assert client.get(f"/sessions/{uuid.uuid4()}/messages").status_code == 404
+    assert client.get("/sessions/nope").status_code == 422
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+
+def test_auth_scopes_everything_to_the_caller(host: httpx.Client, seeded: dict[str, Any]) -> None:
+    assert host.get("/pgstore/runs").status_code == 401
+    alice = {"X-User": "alice"}
+    runs = host.get("/pgstore/runs", headers=alice).json()["items"]
+    assert {r["user_id"] for r in runs} == {"alice"} and len(runs) == 4
+    bob_run = seeded["runs"]["b0"]
+    for suffix in ("", "/steps", "/llm_calls", "/stats"):
+        assert host.get(f"/pgstore/runs/{bob_run}{suffix}", headers=alice).status_code == 404
+    assert host.get(f"/pgstore/runs/{bob_run}", headers={"X-User": "bob"}).status_code == 200
+    sessions = host.get("/pgstore/sessions", headers=alice).json()["items"]
+    assert [s["id"] for s in sessions] == [str(seeded["sessions"]["alice"])]
+    bob_session = seeded["sessions"]["bob"]
+    assert host.get(f"/pgstore/sessions/{bob_session}", headers=alice).status_code == 404
+    r = host.get(f"/pgstore/sessions/{bob_session}/messages", headers=alice)
+    assert r.status_code == 404
+    # The internal user id works as well as the external one.
+    by_uuid = {"X-User": str(seeded["users"]["bob"])}
+    assert host.get(f"/pgstore/sessions/{bob_session}", headers=by_uuid).status_code == 200
+    # Health is never scoped (probes carry no credentials).
+    assert host.get("/pgstore/health/liveness").status_code == 200
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+
+def test_openapi_schema_is_valid(client: httpx.Client) -> None:
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert spec["openapi"].startswith("3.")
+    expected = {
+        "/health", "/health/liveness", "/health/readiness", "/runs", "/runs/{run_id}",
+        "/runs/{run_id}/steps", "/runs/{run_id}/llm_calls", "/runs/{run_id}/stats",
+        "/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages",
+    }  # fmt: skip
+    assert expected <= set(spec["paths"])
+    run_param = spec["paths"]["/runs/{run_id}"]["get"]["parameters"][0]
+    assert run_param["schema"]["format"] == "uuid"
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(spec)
