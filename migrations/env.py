@@ -42,6 +42,14 @@ def _run(connection: Connection) -> None:
     ) -> bool:
         if type_ == "column" and not has_vector and type(obj.type).__name__ == "VECTOR":
             return False  # no pgvector: vector columns are absent on purpose
+        if (
+            type_ == "table"
+            and not has_vector
+            and not reflected
+            and any(type(c.type).__name__ == "VECTOR" for c in obj.columns)
+            and compare_to is None
+        ):
+            return False  # no pgvector: vector-only tables (memory_vectors) are absent too
         return not (type_ == "index" and name and name.startswith("ix_dyn_"))
 
     context.configure(
