@@ -1,0 +1,197 @@
+"""``db.telemetry``: attach recording to graphs, flush, and read runs back (sync and async).
+
+    graph = db.telemetry.instrument(builder.compile(checkpointer=db.checkpointer))
+    graph.invoke(inputs, {"configurable": {"thread_id": "t1"}, "metadata": {"user_id": "u1"}})
+    db.telemetry.flush()
+    db.telemetry.list_runs(user_id="u1")
+
+Recording is the same for ``Database`` and ``AsyncDatabase``: a sync callback handler that only
+enqueues and one writer thread with its own connection (never the async pool: callbacks of sync
+nodes run on other threads and event loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from langchain_core.tracers.context import register_configure_hook
+
+from .._ops import arun, run
+from ..config import Settings
+from . import queries
+from .handler import TelemetryHandler
+from .queries import GroupBy, RunDetail, RunPage
+from .writer import TelemetryWriter
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+__all__ = ["AsyncTelemetry", "Telemetry", "disable", "enable"]
+
+G = TypeVar("G")
+
+
+class _GlobalSlot:
+    """Process-wide holder read by LangChain's configure hook.
+
+    LangChain only calls ``.get()`` on a registered hook variable. A real ContextVar would not
+    reach threads started without a copied context (sync nodes, server worker threads), so the
+    switch is a plain global behind the same interface.
+    """
+
+    handler: TelemetryHandler | None = None
+
+    def get(self) -> TelemetryHandler | None:
+        return self.handler
+
+
+_SLOT = _GlobalSlot()
+register_configure_hook(_SLOT, inheritable=True)  # type: ignore[arg-type]
+
+
+class _TelemetryBase:
+    """Recording half, shared by the sync and async hubs."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        *,
+        capture_inputs: bool = False,
+        max_buffer: int = 100_000,
+        batch_size: int = 2_000,
+        max_json_chars: int = 4_000,
+    ) -> None:
+        self.writer = TelemetryWriter(
+            url,
+            settings.connect_kwargs(),
+            max_buffer=max_buffer,
+            batch_size=batch_size,
+            max_json_chars=max_json_chars,
+        )
+        self.handler = TelemetryHandler(self.writer.enqueue, capture_inputs=capture_inputs)
+
+    def instrument(self, graph: G) -> G:
+        """The same compiled graph with recording attached to every later run."""
+        return graph.with_config(callbacks=[self.handler])  # type: ignore[attr-defined,no-any-return]
+
+    def enable(self) -> None:
+        """Record every LangGraph run in this process (replaces a previous ``enable``)."""
+        enable(self)
+
+    @property
+    def lost_events(self) -> int:
+        """Events dropped because the buffer was full (the database was down or too slow)."""
+        return self.writer.lost_events
+
+    @property
+    def pending(self) -> int:
+        """Events recorded and not yet written."""
+        return self.writer.pending
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Block until everything recorded so far is written; False on timeout."""
+        return self.writer.flush(timeout)
+
+    async def aflush(self, timeout: float | None = 10.0) -> bool:
+        """``flush`` without blocking the event loop (waits in a worker thread)."""
+        return await asyncio.to_thread(self.writer.flush, timeout)
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush and stop the writer (``Database.close`` calls this)."""
+        if _SLOT.handler is self.handler:
+            disable()
+        return self.writer.close(timeout)
+
+
+class Telemetry(_TelemetryBase):
+    """Sync hub part: recording plus the query API on the ``ConnectionPool``."""
+
+    def __init__(
+        self, pool: ConnectionPool[Any], url: str, settings: Settings, **options: Any
+    ) -> None:
+        super().__init__(url, settings, **options)
+        self.pool = pool
+
+    def get_run(self, run_id: Any) -> RunDetail:
+        """The run with its steps and LLM calls; ``NotFound`` when absent."""
+        return run(self.pool, queries.get_run(run_id))
+
+    def run_stats(self, run_id: Any) -> dict[str, Any]:
+        """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
+        return run(self.pool, queries.run_stats(run_id))
+
+    def stats(self, by: GroupBy = "session", **filters: Any) -> list[dict[str, Any]]:
+        """Aggregates per session, user, graph, model or day (filters: user_id, thread_id,
+        graph_name, since, until)."""
+        return run(self.pool, queries.stats(by, **filters))
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        **filters: Any,
+    ) -> RunPage:
+        """Newest first; filters user_id, thread_id, graph_name, status; keyset cursor."""
+        return run(
+            self.pool,
+            queries.list_runs(limit=limit, cursor=cursor, since=since, until=until, **filters),
+        )
+
+
+class AsyncTelemetry(_TelemetryBase):
+    """Async hub part: the same recording, ``a*`` query methods on the async pool."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], url: str, settings: Settings, **options: Any
+    ) -> None:
+        super().__init__(url, settings, **options)
+        self.pool = pool
+
+    async def aget_run(self, run_id: Any) -> RunDetail:
+        """The run with its steps and LLM calls; ``NotFound`` when absent."""
+        return await arun(self.pool, queries.get_run(run_id))
+
+    async def arun_stats(self, run_id: Any) -> dict[str, Any]:
+        """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
+        return await arun(self.pool, queries.run_stats(run_id))
+
+    async def astats(self, by: GroupBy = "session", **filters: Any) -> list[dict[str, Any]]:
+        """Aggregates per session, user, graph, model or day."""
+        return await arun(self.pool, queries.stats(by, **filters))
+
+    async def alist_runs(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        **filters: Any,
+    ) -> RunPage:
+        """Newest first; filters user_id, thread_id, graph_name, status; keyset cursor."""
+        return await arun(
+            self.pool,
+            queries.list_runs(limit=limit, cursor=cursor, since=since, until=until, **filters),
+        )
+
+
+def enable(target: Any) -> None:
+    """Record every LangGraph run in the process into ``target`` (a Database, AsyncDatabase or
+    their ``.telemetry``). Only one target at a time; ``disable()`` turns it off."""
+    tel = getattr(target, "telemetry", target)
+    if not isinstance(tel, _TelemetryBase):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"enable() needs a Database, AsyncDatabase or Telemetry, not {target!r}")
+    _SLOT.handler = tel.handler
+
+
+def disable() -> None:
+    """Stop process-wide recording (graphs attached with ``instrument`` keep recording)."""
+    _SLOT.handler = None

@@ -1,0 +1,399 @@
+"""The callback handler: notices LangGraph runs, steps, tool and LLM calls and only enqueues.
+
+It is a sync handler with ``run_inline=True`` (the cheapest shape under both ``invoke`` and
+``ainvoke``: no executor hop per event). Everything costly (JSON, token parsing, prices) happens
+in the writer thread. Per-root state lives in ``_entries`` keyed by LangChain run id and is
+dropped when the root run ends, including children whose end never arrived (cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+__all__ = ["TelemetryHandler", "status_of"]
+
+ROOT, STEP, CHAIN, LLM, TOOL = 0, 1, 2, 3, 4
+_STEP_TAG = "graph:step:"
+_HIDDEN = "langsmith:hidden"
+
+Enqueue = Callable[[tuple[Any, ...]], None]
+
+
+def status_of(error: BaseException) -> str:
+    """Terminal status for an error: interrupts and cancellations are not failures."""
+    from langgraph.errors import GraphBubbleUp, GraphInterrupt
+
+    if isinstance(error, GraphInterrupt):
+        return "interrupted"
+    if isinstance(error, GraphBubbleUp):  # ParentCommand: control flow, not a failure
+        return "success"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
+        return "cancelled"
+    return "error"
+
+
+class _Root:
+    __slots__ = ("attempts", "children", "interrupted", "run_id", "thread_id")
+
+    def __init__(self, run_id: UUID, thread_id: str | None) -> None:
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.attempts: dict[str, int] = {}
+        self.children: list[UUID] = []
+        self.interrupted = False
+
+
+class _Entry:
+    __slots__ = ("first_token", "kind", "name", "provider", "root", "started", "step_id")
+
+    def __init__(self, root: _Root, step_id: UUID | None, kind: int, name: str = "") -> None:
+        self.root = root
+        self.step_id = step_id
+        self.kind = kind
+        self.name = name  # node/tool name, or the request model of an LLM call
+        self.provider: str | None = None
+        self.started = 0.0
+        self.first_token: float | None = None
+
+
+def _is_step(tags: Sequence[str] | None) -> bool:
+    if not tags:
+        return False
+    has_step = False
+    for tag in tags:
+        if tag == _HIDDEN:
+            return False
+        if tag.startswith(_STEP_TAG):
+            has_step = True
+    return has_step
+
+
+def _task_id(ns: str) -> str | None:
+    last = ns.rpartition("|")[2]
+    return last.partition(":")[2] or None
+
+
+class TelemetryHandler(BaseCallbackHandler):
+    """Turns callback events into writer events; never blocks and never raises into the graph.
+
+    Only LangGraph roots (``ls_integration='langgraph'`` metadata) start a recorded run, so a
+    process-wide handler ignores plain LCEL chains and standalone model calls.
+    """
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self, enqueue: Enqueue, *, capture_inputs: bool = False) -> None:
+        self._enqueue = enqueue
+        self.capture_inputs = capture_inputs
+        self._entries: dict[UUID, _Entry] = {}
+        self._roots: dict[UUID, _Root] = {}
+
+    # --- introspection (tests measure that per-run state is dropped) -------------------
+    @property
+    def open_runs(self) -> int:
+        """Roots started and not yet ended."""
+        return len(self._roots)
+
+    @property
+    def open_entries(self) -> int:
+        """Chain/LLM/tool runs still tracked."""
+        return len(self._entries)
+
+    # --- chains: roots and node steps ----------------------------------------------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        md = metadata or {}
+        if parent_run_id is None:
+            if md.get("ls_integration") != "langgraph":
+                return
+            thread_id = md.get("thread_id")
+            root = _Root(run_id, None if thread_id is None else str(thread_id))
+            self._roots[run_id] = root
+            self._entries[run_id] = _Entry(root, None, ROOT)
+            name = kwargs.get("name") or (serialized or {}).get("name")
+            self._enqueue(("run_start", run_id, name, root.thread_id, md, inputs, time.time()))
+            return
+        parent = self._entries.get(parent_run_id)
+        if parent is None:
+            return
+        root = parent.root
+        root.children.append(run_id)
+        if not _is_step(tags):
+            self._entries[run_id] = _Entry(root, parent.step_id, CHAIN)
+            return
+        name = md.get("langgraph_node") or kwargs.get("name") or ""
+        ns = md.get("langgraph_checkpoint_ns") or ""
+        attempt = root.attempts.get(ns, 0) + 1
+        root.attempts[ns] = attempt
+        self._entries[run_id] = _Entry(root, run_id, STEP, name)
+        self._enqueue(
+            (
+                "step_start",
+                run_id,
+                root.run_id,
+                parent.step_id,
+                "node",
+                name,
+                md.get("langgraph_step"),
+                md.get("langgraph_triggers"),
+                ns,
+                _task_id(ns),
+                attempt,
+                inputs if self.capture_inputs else None,
+                time.time(),
+            )
+        )
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is None:
+            return
+        if entry.kind == STEP:
+            self._enqueue(
+                (
+                    "step_end",
+                    run_id,
+                    entry.root.run_id,
+                    entry.name,
+                    "success",
+                    outputs,
+                    None,
+                    time.time(),
+                )
+            )
+        elif entry.kind == ROOT:
+            root = entry.root
+            interrupted = root.interrupted or (
+                isinstance(outputs, dict) and "__interrupt__" in outputs
+            )
+            status = "interrupted" if interrupted else "success"
+            self._end_root(root, status, outputs, None)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is None:
+            return
+        status = status_of(error)
+        if status == "interrupted":
+            entry.root.interrupted = True
+        if entry.kind == STEP:
+            self._enqueue(
+                (
+                    "step_end",
+                    run_id,
+                    entry.root.run_id,
+                    entry.name,
+                    status,
+                    None,
+                    error,
+                    time.time(),
+                )
+            )
+        elif entry.kind == ROOT:
+            root = entry.root
+            if status == "success" and root.interrupted:
+                status = "interrupted"
+            self._end_root(root, status, None, error)
+
+    def _end_root(
+        self, root: _Root, status: str, outputs: Any, error: BaseException | None
+    ) -> None:
+        self._enqueue(("run_end", root.run_id, status, outputs, error, time.time()))
+        entries = self._entries
+        for child in root.children:
+            entries.pop(child, None)
+        self._roots.pop(root.run_id, None)
+
+    # --- LLM calls -----------------------------------------------------------------------
+    def _llm_start(
+        self,
+        operation: str,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
+        if parent is None:
+            return
+        root = parent.root
+        root.children.append(run_id)
+        md = metadata or {}
+        model = md.get("ls_model_name")
+        if model is None:
+            params = kwargs.get("invocation_params") or {}
+            model = params.get("model") or params.get("model_name")
+        entry = _Entry(root, parent.step_id, LLM, model)
+        entry.provider = md.get("ls_provider")
+        entry.started = time.time()
+        self._entries[run_id] = entry
+        self._enqueue(
+            (
+                "llm_start",
+                run_id,
+                root.run_id,
+                parent.step_id,
+                root.thread_id,
+                operation,
+                md.get("ls_provider"),
+                model,
+                entry.started,
+            )
+        )
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._llm_start("chat", run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._llm_start("text_completion", run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.get(run_id)
+        if entry is not None and entry.first_token is None:
+            entry.first_token = time.time()
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is not None:
+            self._enqueue(
+                (
+                    "llm_end",
+                    run_id,
+                    entry.root.run_id,
+                    "success",
+                    response,
+                    None,
+                    entry.started,
+                    entry.first_token,
+                    time.time(),
+                    entry.name,
+                    entry.provider,
+                )
+            )
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is not None:
+            self._enqueue(
+                (
+                    "llm_end",
+                    run_id,
+                    entry.root.run_id,
+                    status_of(error),
+                    None,
+                    error,
+                    entry.started,
+                    entry.first_token,
+                    time.time(),
+                    entry.name,
+                    entry.provider,
+                )
+            )
+
+    # --- tools: recorded as steps of kind 'tool' under the node that called them ---------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
+        if parent is None:
+            return
+        root = parent.root
+        root.children.append(run_id)
+        md = metadata or {}
+        name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+        self._entries[run_id] = _Entry(root, run_id, TOOL, name)
+        ns = md.get("langgraph_checkpoint_ns") or ""
+        self._enqueue(
+            (
+                "step_start",
+                run_id,
+                root.run_id,
+                parent.step_id,
+                "tool",
+                name,
+                md.get("langgraph_step"),
+                None,
+                ns,
+                kwargs.get("tool_call_id"),
+                1,
+                (inputs if inputs is not None else input_str) if self.capture_inputs else None,
+                time.time(),
+            )
+        )
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is not None:
+            self._enqueue(
+                (
+                    "step_end",
+                    run_id,
+                    entry.root.run_id,
+                    entry.name,
+                    "success",
+                    output,
+                    None,
+                    time.time(),
+                )
+            )
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is not None:
+            self._enqueue(
+                (
+                    "step_end",
+                    run_id,
+                    entry.root.run_id,
+                    entry.name,
+                    status_of(error),
+                    None,
+                    error,
+                    time.time(),
+                )
+            )
