@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,6 +24,7 @@ from .config import PoolOptions, Settings, redact_dsn
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
 from .health import HealthReport, is_current, probe
+from .telemetry import AsyncTelemetry, Telemetry
 from .migrate import migrate as _migrate
 from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 
@@ -131,6 +133,8 @@ class Database(_Common):
     from_conn_string = connect
 
     def close(self) -> None:
+        if "telemetry" in self.__dict__:
+            self.telemetry.close()
         self.pool.close()
 
     def __enter__(self) -> Database:
@@ -138,6 +142,11 @@ class Database(_Common):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @cached_property
+    def telemetry(self) -> Telemetry:
+        """Run/step/LLM-call recording (``instrument(graph)``) and its query API."""
+        return Telemetry(self.pool, self.url, self.settings)
 
     @cached_property
     def checkpointer(self) -> PgCheckpointer:
@@ -224,6 +233,8 @@ class AsyncDatabase(_Common):
     from_conn_string = connect
 
     async def aclose(self) -> None:
+        if "telemetry" in self.__dict__:
+            await asyncio.to_thread(self.telemetry.close)
         await self.pool.close()
 
     async def __aenter__(self) -> AsyncDatabase:
@@ -231,6 +242,11 @@ class AsyncDatabase(_Common):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    @cached_property
+    def telemetry(self) -> AsyncTelemetry:
+        """Run/step/LLM-call recording (``instrument(graph)``) and its ``a*`` query API."""
+        return AsyncTelemetry(self.pool, self.url, self.settings)
 
     @cached_property
     def checkpointer(self) -> AsyncPgCheckpointer:
