@@ -27,6 +27,7 @@ from .health import HealthReport, is_current, probe
 from .telemetry import AsyncTelemetry, Telemetry
 from .migrate import migrate as _migrate
 from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
+from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 
 __all__ = ["AsyncDatabase", "Database", "resolve_url"]
 
@@ -162,6 +163,15 @@ class Database(_Common):
         """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
         return PgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
 
+    @cached_property
+    def store(self) -> PgMemoryStore:
+        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
+        return self.memory()
+
+    def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
+        """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
+        return PgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
+
     def migrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
         if only_if_needed:
@@ -252,6 +262,15 @@ class AsyncDatabase(_Common):
     def checkpointer(self) -> AsyncPgCheckpointer:
         """The ``checkpointer=`` for ``builder.compile`` (use ``ainvoke``/``astream``)."""
         return AsyncPgCheckpointer(self.pool)
+
+    @cached_property
+    def store(self) -> AsyncPgMemoryStore:
+        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
+        return self.memory()
+
+    def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
+        """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
+        return AsyncPgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
 
     @cached_property
     def store(self) -> AsyncPgMemoryStore:
