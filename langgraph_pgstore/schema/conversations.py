@@ -70,8 +70,10 @@ messages = Table(
     Column("checkpoint_ns", Text, nullable=False, server_default=text("''")),
     Column("checkpoint_id", Text),
     Column("created_at", TZ, nullable=False, server_default=text("clock_timestamp()")),
+    Column("removed_at", TZ),
     Column("embedding", Vector()),
     Index(None, "session_id", "created_at", "id"),
+    Index(None, "session_id", "position"),
     Index(None, "session_id", "message_id", unique=True),
 )
 

@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("checkpoint_ns", sa.Text(), server_default=sa.text("''"), nullable=False),
         sa.Column("checkpoint_id", sa.Text()),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("clock_timestamp()"), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True)),
     ]
     if has_vector:
         columns.append(sa.Column("embedding", Vector()))
@@ -98,6 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_messages"),
     )
     op.create_index("ix_messages_session_id_created_at_id", "messages", ["session_id", "created_at", "id"])
+    op.create_index("ix_messages_session_id_position", "messages", ["session_id", "position"])
     op.create_index("ix_messages_session_id_message_id", "messages", ["session_id", "message_id"], unique=True)
     op.create_table(
         "chain_analysis_results",

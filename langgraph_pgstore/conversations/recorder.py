@@ -1,0 +1,112 @@
+"""What the checkpointers call to mirror a checkpoint into sessions and messages.
+
+The checkpointer runs langgraph's own ``put`` and :meth:`MessageRecorder.op` on one
+connection inside one transaction, then calls :meth:`MessageRecorder.committed`; so a crash
+between the two writes is impossible and a retry can't duplicate a message.
+
+The user of a new session comes from ``config["metadata"]["user_id"]`` (or
+``["user_email"]``): LangGraph copies ``config["metadata"]`` into checkpoint metadata and
+callbacks, but passes no configurable key other than ``thread_id``/``checkpoint_ns`` through.
+``configurable["user_id"]`` is honoured too when present.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from .._ops import Op, Query
+from .mirror import message_row, messages_of
+from .ops import HAS_EMBEDDING_SQL, ThreadState, mirror_messages
+
+__all__ = ["MessageRecorder"]
+
+MESSAGES_CHANNEL = "messages"
+
+
+class MessageRecorder:
+    """Per-process cache of what is mirrored for recent threads, plus the on/off switch.
+
+    The cache lets a super-step write only the messages that changed. It is only updated
+    after a commit, and a session deleted meanwhile is detected (its touch updates no row).
+    Two *processes* writing the same thread concurrently are not supported (LangGraph does
+    not support that for one thread either).
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        channel: str = MESSAGES_CHANNEL,
+        max_threads: int = 4096,
+        has_vector: bool | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self.channel = channel
+        self.has_vector = has_vector
+        self.on_commit = on_commit
+        self._max = max_threads
+        self._known: OrderedDict[str, ThreadState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def wants(self, config: RunnableConfig) -> bool:
+        conf = config.get("configurable") or {}
+        return self.enabled and not conf.get("checkpoint_ns") and "thread_id" in conf
+
+    def op(
+        self,
+        config: RunnableConfig,
+        checkpoint: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        new_versions: Mapping[str, Any],
+    ) -> Op[ThreadState | None]:
+        conf = config.get("configurable") or {}
+        thread_id = str(conf["thread_id"])
+        rows = None
+        if self.channel in new_versions:
+            msgs = messages_of(checkpoint.get("channel_values", {}).get(self.channel))
+            rows = [message_row(m) for m in msgs] if msgs is not None else None
+        meta = {**(config.get("metadata") or {}), **(metadata or {})}
+        user = meta.get("user_id") or conf.get("user_id")
+        email = meta.get("user_email") or conf.get("user_email")
+        with self._lock:
+            known = self._known.get(thread_id)
+        if self.has_vector is None:  # a schema fact: safe to keep even if this rolls back
+            self.has_vector = bool((yield Query(HAS_EMBEDDING_SQL)))
+        return (
+            yield from mirror_messages(
+                thread_id,
+                str(checkpoint["id"]),
+                rows,
+                known,
+                user_external_id=str(user) if user is not None else None,
+                user_email=str(email) if email is not None else None,
+                has_vector=self.has_vector,
+            )
+        )
+
+    def committed(self, config: RunnableConfig, state: ThreadState | None) -> None:
+        thread_id = str(config["configurable"]["thread_id"])
+        with self._lock:
+            if state is None:
+                self._known.pop(thread_id, None)
+            else:
+                self._known[thread_id] = state
+                self._known.move_to_end(thread_id)
+                while len(self._known) > self._max:
+                    self._known.popitem(last=False)
+        if self.on_commit is not None:
+            self.on_commit()
+
+    def forget(self, thread_ids: list[str] | None = None) -> None:
+        """Drop cached state (after deleting sessions); None forgets everything."""
+        with self._lock:
+            if thread_ids is None:
+                self._known.clear()
+            for t in thread_ids or []:
+                self._known.pop(t, None)
