@@ -2,6 +2,7 @@
 
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
+from .conversations import AsyncConversations, ChainAnalysis, ChainLink, Conversations
 from .database import AsyncDatabase, Database
 from .errors import (
     ConfigurationError,
@@ -20,9 +21,13 @@ connect = Database.connect
 aconnect = AsyncDatabase.connect
 
 __all__ = [
+    "AsyncConversations",
     "AsyncDatabase",
     "AsyncPgCheckpointer",
+    "ChainAnalysis",
+    "ChainLink",
     "ConfigurationError",
+    "Conversations",
     "Database",
     "DatabaseUnavailable",
     "EmbeddedUnavailable",

@@ -21,12 +21,12 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from ._ops import arun, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
+from .conversations import AsyncConversations, Conversations, MessageRecorder
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
 from .health import HealthReport, is_current, probe
 from .telemetry import AsyncTelemetry, Telemetry
 from .migrate import migrate as _migrate
-from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 
 __all__ = ["AsyncDatabase", "Database", "resolve_url"]
@@ -79,6 +79,22 @@ class _Common:
         keys = ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting",
                 "requests_num", "requests_errors", "connections_lost", "connections_errors")
         return {k: int(stats.get(k, 0)) for k in keys}
+
+    @cached_property
+    def recorder(self) -> MessageRecorder:
+        """Mirrors graph messages into sessions/messages (on by default).
+
+        ``db.mirror_messages = False`` turns it off for checkpointers of this hub.
+        """
+        return MessageRecorder()
+
+    @property
+    def mirror_messages(self) -> bool:
+        return self.recorder.enabled
+
+    @mirror_messages.setter
+    def mirror_messages(self, on: bool) -> None:
+        self.recorder.enabled = bool(on)
 
 
 class Database(_Common):
@@ -152,16 +168,12 @@ class Database(_Common):
     @cached_property
     def checkpointer(self) -> PgCheckpointer:
         """The ``checkpointer=`` for ``builder.compile``."""
-        return PgCheckpointer(self.pool)
+        return PgCheckpointer(self.pool, recorder=self.recorder)
 
     @cached_property
-    def store(self) -> PgMemoryStore:
-        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
-        return self.memory()
-
-    def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
-        """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
-        return PgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
+    def conversations(self) -> Conversations:
+        """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
+        return Conversations(self.pool, recorder=self.recorder)  # type: ignore[arg-type]
 
     @cached_property
     def store(self) -> PgMemoryStore:
@@ -261,16 +273,12 @@ class AsyncDatabase(_Common):
     @cached_property
     def checkpointer(self) -> AsyncPgCheckpointer:
         """The ``checkpointer=`` for ``builder.compile`` (use ``ainvoke``/``astream``)."""
-        return AsyncPgCheckpointer(self.pool)
+        return AsyncPgCheckpointer(self.pool, recorder=self.recorder)
 
     @cached_property
-    def store(self) -> AsyncPgMemoryStore:
-        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
-        return self.memory()
-
-    def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
-        """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
-        return AsyncPgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
+    def conversations(self) -> AsyncConversations:
+        """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
+        return AsyncConversations(self.pool, recorder=self.recorder)  # type: ignore[arg-type]
 
     @cached_property
     def store(self) -> AsyncPgMemoryStore:

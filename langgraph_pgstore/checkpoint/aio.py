@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +14,8 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg_pool import AsyncConnectionPool
 
-from .._ops import AConn, arun
+from .._ops import AConn, aconnection, arun
+from ..conversations.recorder import MessageRecorder
 from . import base
 
 __all__ = ["AsyncPgCheckpointer"]
@@ -22,10 +24,18 @@ __all__ = ["AsyncPgCheckpointer"]
 class AsyncPgCheckpointer(AsyncPostgresSaver):
     """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
 
-    def __init__(self, conn: AConn, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        conn: AConn,
+        *,
+        serde: SerializerProtocol | None = None,
+        recorder: MessageRecorder | None = None,
+    ) -> None:
         super().__init__(conn, serde=serde)
         if isinstance(conn, AsyncConnectionPool):
             self.lock = base.NoLock()  # type: ignore[assignment]
+        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
+        self.recorder = recorder
 
     @base.atranslated
     async def aput(
@@ -35,7 +45,20 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        recorder = self.recorder
+        if recorder is None or not recorder.wants(config):
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        # langgraph's aput and the mirror writes on one connection, in one transaction.
+        async with aconnection(self.conn) as conn, conn.transaction():
+            bound = copy.copy(self)
+            bound.conn = conn
+            saved = await super(AsyncPgCheckpointer, bound).aput(
+                config, checkpoint, metadata, new_versions
+            )
+            op = recorder.op(config, checkpoint, metadata, new_versions)
+            state = await arun(conn, op, transaction=False)
+        recorder.committed(config, state)
+        return saved
 
     @base.atranslated
     async def aput_writes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,8 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg_pool import ConnectionPool
 
-from .._ops import Conn, run
+from .._ops import Conn, connection, run
+from ..conversations.recorder import MessageRecorder
 from . import base
 
 __all__ = ["PgCheckpointer"]
@@ -25,10 +27,18 @@ class PgCheckpointer(PostgresSaver):
     ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
     """
 
-    def __init__(self, conn: Conn, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        conn: Conn,
+        *,
+        serde: SerializerProtocol | None = None,
+        recorder: MessageRecorder | None = None,
+    ) -> None:
         super().__init__(conn, serde=serde)
         if isinstance(conn, ConnectionPool):
             self.lock = base.NoLock()  # type: ignore[assignment]
+        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
+        self.recorder = recorder
 
     @base.translated
     def put(
@@ -38,7 +48,18 @@ class PgCheckpointer(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return super().put(config, checkpoint, metadata, new_versions)
+        recorder = self.recorder
+        if recorder is None or not recorder.wants(config):
+            return super().put(config, checkpoint, metadata, new_versions)
+        # langgraph's put and the mirror writes on one connection, in one transaction.
+        with connection(self.conn) as conn, conn.transaction():
+            bound = copy.copy(self)
+            bound.conn = conn
+            saved = super(PgCheckpointer, bound).put(config, checkpoint, metadata, new_versions)
+            op = recorder.op(config, checkpoint, metadata, new_versions)
+            state = run(conn, op, transaction=False)
+        recorder.committed(config, state)
+        return saved
 
     @base.translated
     def put_writes(
