@@ -332,6 +332,10 @@ def list_users(limit: int = 100, offset: int = 0) -> Op[list[User]]:
     return [User.model_validate(r) for r in rows]
 
 
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _user_of(user: uuid.UUID | str | User) -> Op[User]:
     """A user given as a UUID, a User, or an external id / email."""
     if isinstance(user, User):
@@ -588,7 +592,7 @@ def search_text(
 ) -> Op[list[Message]]:
     """Case-insensitive substring search, newest first."""
     q = _text(query, "query") or ""
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = "%" + _like_escape(q) + "%"
     uid = (yield from _user_of(user)).id if user is not None else None
     sid = _id(session_id, "session") if session_id is not None else None
     rows = yield Query(
@@ -726,13 +730,16 @@ def _purge_column(table: str, column: str, data_type: str, keys: list[str]) -> O
         cond = sql.SQL("{c}[1] = ANY(%(keys)s)").format(c=c)
     elif column == "user_id":
         cond = sql.SQL("{c}::text = ANY(%(keys)s)").format(c=c)
-    else:  # dotted text prefix, LangGraph store style: "user.memories"
-        cond = sql.SQL("split_part({c}::text, '.', 1) = ANY(%(keys)s)").format(c=c)
+    else:  # dotted text prefix, LangGraph store style: "<user>.memories"
+        cond = sql.SQL("({c}::text = ANY(%(keys)s) OR {c}::text LIKE ANY(%(patterns)s))").format(
+            c=c
+        )
+    patterns = [_like_escape(k) + ".%" for k in keys]
     rows = yield Query(
         sql.SQL(
             "WITH d AS (DELETE FROM {t} WHERE {cond} RETURNING 1) SELECT count(*) AS n FROM d"
         ).format(t=t, cond=cond),
-        {"keys": keys},
+        {"keys": keys, "patterns": patterns},
     )
     return int(rows[0]["n"])
 
