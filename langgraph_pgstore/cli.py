@@ -122,7 +122,9 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
 @contextmanager
 def _db() -> Iterator[Database]:
     """Open the database without migrating: commands other than ``migrate`` never do DDL."""
-    with Database.connect(state.url, migrate=False, min_size=0, max_size=2) as db:
+    # min_size=1: opening waits for one connection at most connect_timeout, so an
+    # unreachable server fails fast instead of after the pool's checkout timeout.
+    with Database.connect(state.url, migrate=False, min_size=1, max_size=2) as db:
         yield db
 
 
@@ -144,7 +146,9 @@ def _fmt(value: Any) -> str:
 def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, show_lines=False)
     for col in columns:
-        table.add_column(col)
+        # Ids stay whole so they can be copied into the next command.
+        ident = col == "id" or col.endswith("_id")
+        table.add_column(col, no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in columns))
     return table
@@ -276,7 +280,7 @@ CALL_COLUMNS = [
 def _print_page(page: queries.Page, columns: list[str], title: str) -> None:
     out.print(_table(title, columns, page["items"]))
     if page["next_cursor"]:
-        out.print(f"next page: --cursor {page['next_cursor']}", highlight=False)
+        out.print(f"next page: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
 
 
 @runs_app.command("list")
@@ -396,7 +400,8 @@ def sessions_show(
         out.print(f"[bold]{who}[/bold]: ", end="")
         out.print(msg["content"], markup=False, highlight=False)
     if details["messages"]["next_cursor"]:
-        out.print(f"more: --cursor {details['messages']['next_cursor']}", highlight=False)
+        nxt = details["messages"]["next_cursor"]
+        out.print(f"more: --cursor {nxt}", highlight=False, soft_wrap=True)
 
 
 # -- purge-user, sweep --------------------------------------------------------------------
