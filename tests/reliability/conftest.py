@@ -55,7 +55,9 @@ def expected_items(steps: int = STEPS) -> list[str]:
     return ["in", *[f"n{i}" for i in range(steps)]]
 
 
-def chain_ok(conn: psycopg.Connection[Any], thread_id: str) -> tuple[int, list[str]]:
+def chain_ok(
+    conn: psycopg.Connection[Any], thread_id: str, *, allow_forks: bool = False
+) -> tuple[int, list[str]]:
     """(checkpoint count, problems) for a thread: every parent exists, one root, one head."""
     rows = conn.execute(
         "SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints "
@@ -65,7 +67,7 @@ def chain_ok(conn: psycopg.Connection[Any], thread_id: str) -> tuple[int, list[s
     ids = {r[0] for r in rows}
     problems = []
     roots = [r for r in rows if r[1] is None]
-    if len(roots) != 1:
+    if len(roots) != 1 and not (allow_forks and roots):
         problems.append(f"{thread_id}: {len(roots)} roots")
     children: dict[str, int] = {}
     for cid, parent in rows:
@@ -74,7 +76,7 @@ def chain_ok(conn: psycopg.Connection[Any], thread_id: str) -> tuple[int, list[s
                 problems.append(f"{thread_id}: {cid} has missing parent {parent}")
             children[parent] = children.get(parent, 0) + 1
     forks = {p: n for p, n in children.items() if n > 1}
-    if forks:
+    if forks and not allow_forks:
         problems.append(f"{thread_id}: forked history {forks}")
     missing_blobs = conn.execute(
         """SELECT c.checkpoint_id, v.key FROM checkpoints c,
