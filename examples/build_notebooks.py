@@ -332,9 +332,232 @@ db.close()
     ]
 
 
+def chain_analysis() -> list[nbformat.NotebookNode]:
+    return [
+        md("""
+# A DBT chain-analysis assistant, end to end
+
+The assistant interviews the user about one problem behaviour (the steps of a DBT chain
+analysis), then writes a structured analysis: vulnerabilities, the chain of links (each with a
+timestamp), the problem behaviour, the prompting event, consequences, solutions and a summary.
+
+What the application code does **not** have to do: write sessions or messages. The checkpointer
+mirrors every message of the thread into `sessions`/`messages` in the same transaction as the
+checkpoint, and the analysis goes into `chain_analysis_results` with one call.
+
+Offline: a scripted fake model plays both the interviewer and the analyst.
+"""),
+        code(
+            FAKE_MODEL
+            + """
+
+import json
+
+QUESTIONS = [
+    "What is the problem behaviour you want to look at?",
+    "What event set off the chain? When did it happen?",
+    "What made you more vulnerable that day (sleep, food, stress)?",
+    "Walk me through the links, one per line as 'kind: what happened'.",
+    "What were the consequences, for you and for others?",
+]
+
+
+class Interviewer(FakeChatModel):
+    \"\"\"Asks the next chain-analysis question.\"\"\"
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        answered = sum(m.type == "human" for m in messages)
+        return QUESTIONS[min(answered, len(QUESTIONS)) - 1]
+
+
+class Analyst(FakeChatModel):
+    \"\"\"Returns the analysis as JSON, like a real model asked for structured output.\"\"\"
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        answers = [str(m.content) for m in messages if m.type == "human"]
+        behaviour, prompt, vulnerable, links, consequences = answers[1:6]  # [0] is "hi"
+        chain = []
+        for line in links.splitlines():
+            kind, _, what = line.partition(":")
+            chain.append({"kind": kind.strip(), "description": what.strip()})
+        return json.dumps({
+            "problem_behavior": behaviour,
+            "prompting_event": prompt,
+            "vulnerabilities": [v.strip() for v in vulnerable.split(",")],
+            "chain_links": chain,
+            "consequences": [c.strip() for c in consequences.split(";")],
+            "solutions": ["Go to bed before midnight on weeknights",
+                          "Use the TIPP skill when the urge to snap rises",
+                          "Ask for a short break before replying to criticism"],
+            "summary": f"{prompt} ({vulnerable.lower()}) -> {behaviour.lower()}",
+        })
+"""
+        ),
+        md("""
+## The graph
+
+One `assistant` node: while questions remain it asks the next one; after the last answer it
+asks the analyst for a `ChainAnalysis` (with a real model:
+`llm.with_structured_output(ChainAnalysis)`), stores it for this thread with
+`save_analysis_for_thread`, and tells the user the summary.
+"""),
+        code("""
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, MessagesState, StateGraph
+
+import langgraph_pgstore
+from langgraph_pgstore.conversations import ChainAnalysis
+
+db = langgraph_pgstore.Database.open()  # DATABASE_URL, or the embedded server
+interviewer, analyst = Interviewer(), Analyst(model_name="gpt-4o")
+
+
+def assistant(state: MessagesState, config: RunnableConfig) -> dict:
+    answered = sum(m.type == "human" for m in state["messages"])
+    if answered <= len(QUESTIONS):
+        return {"messages": [interviewer.invoke(state["messages"])]}
+    raw = analyst.invoke(state["messages"]).content
+    analysis = ChainAnalysis.model_validate_json(raw)  # validated before it is stored
+    thread_id = config["configurable"]["thread_id"]
+    db.conversations.save_analysis_for_thread(thread_id, analysis)
+    return {"messages": [("ai", f"Thank you. Here is your chain analysis: {analysis.summary}.")]}
+
+
+graph = (
+    StateGraph(MessagesState)
+    .add_node("assistant", assistant)
+    .add_edge(START, "assistant")
+    .compile(checkpointer=db.checkpointer)
+)
+"""),
+        md("""
+## The session
+
+The user is named in `config["metadata"]` (LangGraph passes metadata, not arbitrary
+configurable keys, to checkpoints): the first checkpoint creates the user and the session.
+"""),
+        code("""
+config = {
+    "configurable": {"thread_id": "sam-2026-11-23"},
+    "metadata": {"user_id": "sam"},
+}
+answers = [
+    "Hi, I'd like to do a chain analysis.",
+    "I snapped at my partner and slammed the door",
+    "My partner said I forgot to pay the electricity bill, Sunday evening",
+    "Four hours of sleep, skipped lunch, deadline stress",
+    "thought: I always mess things up\\n"
+    "emotion: shame, then anger\\n"
+    "sensation: hot face and tight chest\\n"
+    "action: raised my voice and slammed the door",
+    "We didn't talk all evening; I felt guilty; the bill was still unpaid",
+]
+for text in answers:
+    reply = graph.invoke({"messages": [("user", text)]}, config)["messages"][-1].content
+    print(f"user: {text}\\n  ai: {reply}\\n")
+assert reply.startswith("Thank you. Here is your chain analysis")
+"""),
+        md("## What was recorded, without a line of persistence code in the graph"),
+        code("""
+conv = db.conversations
+session = conv.get_session_by_thread("sam-2026-11-23")
+user = conv.get_user(session.user_id)
+print("user:", user.external_id, "| session:", session.id, session.status)
+
+messages = conv.list_messages(session.id)
+for m in messages:
+    tokens = f"{m.input_tokens}->{m.output_tokens} tokens" if m.output_tokens else ""
+    print(f"{m.position:>2} {m.role:<9} {m.content[:60]!r:<64} {tokens}")
+
+state = graph.get_state(config).values["messages"]
+assert [m.content for m in messages] == [m.content for m in state]  # mirrors the state
+stats = conv.session_stats(session.id)
+print(stats.by_role, "tokens:", stats.input_tokens, "in /", stats.output_tokens, "out")
+assert stats.message_count == len(state) == 12
+"""),
+        md("## The stored analysis: typed, validated, one per session"),
+        code("""
+stored = conv.get_analysis(session.id)
+print("problem behaviour:", stored.problem_behavior)
+print("prompting event:  ", stored.prompting_event)
+print("vulnerabilities:  ", stored.vulnerabilities)
+for link in stored.chain_links:
+    print(f"  link {link.timestamp:%H:%M:%S} {link.kind:<9} {link.description}")
+print("consequences:     ", stored.consequences)
+print("solutions:        ", stored.solutions)
+assert [link.kind for link in stored.chain_links] == ["thought", "emotion", "sensation", "action"]
+assert stored.chain_links[0].timestamp.tzinfo is not None
+
+# Upserting again replaces it (still one row per session).
+fields = stored.model_dump(include=set(ChainAnalysis.model_fields))
+fields["solutions"] = [*stored.solutions, "Pay bills by standing order"]
+conv.upsert_analysis(session.id, fields)
+assert len(conv.get_analysis(session.id).solutions) == 4
+"""),
+        md("""
+## Plain SQL works too
+
+Everything lives in ordinary tables, next to LangGraph's checkpoint tables: reports,
+dashboards and ad-hoc questions need no special client.
+"""),
+        code("""
+REPORT = \"\"\"
+SELECT u.external_id AS user, s.thread_id,
+       count(m.*) AS messages,
+       jsonb_array_length(a.chain_links) AS links,
+       a.summary
+FROM sessions s
+JOIN users u ON u.id = s.user_id
+JOIN messages m ON m.session_id = s.id AND m.removed_at IS NULL
+LEFT JOIN chain_analysis_results a ON a.session_id = s.id
+GROUP BY u.external_id, s.thread_id, a.chain_links, a.summary
+\"\"\"
+with db.pool.connection() as conn:
+    rows = conn.execute(REPORT).fetchall()
+for row in rows:
+    print(row)
+assert rows[0]["links"] == 4 and rows[0]["messages"] == 12
+"""),
+        md("""
+## Searching past sessions by meaning
+
+Give the conversations an embedder (here the offline Universal Sentence Encoder) and every
+message gets a vector in the background after its checkpoint commits; `flush()` waits for it.
+"""),
+        code("""
+from langgraph_pgstore.memory import UniversalSentenceEncoder
+
+conv.embedder = UniversalSentenceEncoder().embed_documents
+conv.flush()
+for hit in conv.search_similar("not enough rest", user=user, limit=2):
+    print(f"{hit.distance:.3f}  {hit.message.role:<9} {hit.message.content[:70]}")
+top = conv.search_similar("not enough rest", user=user, limit=1)[0]
+assert "sleep" in top.message.content.lower()
+"""),
+        md("""
+## Resume later, archive, and forget the user (GDPR)
+
+The thread can be continued any time (the checkpointer has it); when the work is done the
+session is archived. `purge_user` deletes everything about a user from every table,
+checkpoints included, and returns the counts.
+"""),
+        code("""
+conv.archive_session(session.id)
+print([s.status for s in conv.list_sessions(user).items])
+
+counts = conv.purge_user(user)
+print(counts)
+assert counts["sessions"] == 1 and counts["messages"] == 12
+assert graph.get_state(config).values == {}  # the checkpoints are gone too
+db.close()
+"""),
+    ]
+
+
 NOTEBOOKS = {
     "01_checkpointed_chat.ipynb": checkpointed_chat,
     "02_long_term_memory.ipynb": long_term_memory,
+    "04_chain_analysis.ipynb": chain_analysis,
 }
 
 
