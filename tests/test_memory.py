@@ -360,3 +360,12 @@ def test_graph_threads_share_memory(db: Database) -> None:
         {"messages": [("user", "apple")]}, {"configurable": {"thread_id": "t3", "user_id": "u2"}}
     )
     assert other["messages"][-1].content == "nothing"
+
+
+def test_batch_with_search_before_put(db: Database) -> None:
+    """Query texts and document texts share one embedding call; vectors must not shift."""
+    s = db.memory(index=index(fields=["text"]), search_mode="vector")
+    s.put(("b",), "old", {"text": "dog"})
+    res = s.batch([SearchOp(("b",), query="dog"), PutOp(("b",), "new", {"text": "apple"})])
+    assert res[0][0].key == "old"
+    assert s.search(("b",), query="apple")[0].key == "new"

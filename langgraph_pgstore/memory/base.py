@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,10 @@ from langgraph.store.base import (
     TTLConfig,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
+import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from .._ops import Op as DbOp
 from .._ops import Query
@@ -103,10 +107,9 @@ DELETE_VECTORS = """
 DELETE FROM memory_vectors v USING unnest(%s::text[], %s::text[]) AS u(prefix, key)
 WHERE v.prefix = u.prefix AND v.key = u.key
 """
-INSERT_VECTORS = """
+INSERT_VECTOR = """
 INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding)
-SELECT u.prefix, u.key, u.field_name, %s, u.embedding::vector
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(prefix, key, field_name, embedding)
+VALUES (%s, %s, %s, %s, %b::vector)
 """
 SET_ITERATIVE = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
@@ -201,7 +204,7 @@ class _Embedded:
     """Texts to embed for a batch, and where each vector goes."""
 
     texts: list[str] = field(default_factory=list)
-    owners: list[tuple[int, str]] = field(default_factory=list)  # (put index, field name)
+    owners: list[tuple[int, str, int]] = field(default_factory=list)  # (put, field, text index)
     queries: dict[int, int] = field(default_factory=dict)  # search op index -> text index
 
 
@@ -361,7 +364,28 @@ def _to_item(row: Mapping[str, Any], cls: type[Item] = Item, score: float | None
 
 
 def _vec_text(v: np.ndarray) -> str:
-    return "[" + ",".join(map(repr, v.tolist())) + "]"
+    return "[" + ",".join(["%.9g"] * len(v)) % tuple(v.tolist()) + "]"
+
+
+class _Vec:
+    """A float32 vector sent in pgvector's binary format (no text formatting/parsing)."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+
+class _VecDumper(Dumper):
+    format = Format.BINARY
+    oid = 0  # the server infers ``vector`` from the ``::vector`` cast next to the parameter
+
+    def dump(self, obj: _Vec) -> bytes:
+        return _VEC_HEADER.pack(obj.a.shape[0], 0) + obj.a.astype(">f4").tobytes()
+
+
+_VEC_HEADER = struct.Struct(">HH")
+psycopg.adapters.register_dumper(_Vec, _VecDumper)
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -481,7 +505,7 @@ class StoreCore:
                 if self.embeddings is None or op.index is False:
                     continue
                 for fname, text in self._texts(op):
-                    emb.owners.append((n, fname))
+                    emb.owners.append((n, fname, len(emb.texts)))
                     emb.texts.append(text)
             elif isinstance(op, GetOp):
                 validate_namespace(op.namespace)
@@ -591,8 +615,10 @@ class StoreCore:
         for n, op in puts.items():
             latest[(".".join(op.namespace), op.key)] = n
         vec_by_put: dict[int, list[tuple[str, np.ndarray]]] = {}
-        for (n, fname), v in zip(emb.owners, vectors, strict=True):
-            vec_by_put.setdefault(n, []).append((fname, v))
+        texts_by_put: dict[int, list[str]] = {}
+        for n, fname, t in emb.owners:
+            vec_by_put.setdefault(n, []).append((fname, vectors[t]))
+            texts_by_put.setdefault(n, []).append(emb.texts[t])
         if vec_by_put:
             self._require_vector("semantic indexing on put")
         deletes = [(k, puts[n]) for k, n in latest.items() if puts[n].value is None]
@@ -619,7 +645,7 @@ class StoreCore:
             value = cast(Mapping[str, Any], op.value)
             src = self._field(value, self.source_field)
             imp = self._field(value, self.importance_field)
-            texts = [t for i, (o, _f) in enumerate(emb.owners) if o == n for t in [emb.texts[i]]]
+            texts = texts_by_put.get(n)
             for col, item in zip(
                 rows,
                 (
@@ -637,15 +663,13 @@ class StoreCore:
         yield Query(UPSERT_ITEMS, (self.ts_config, self.ts_config, *rows))
         if self._has_vector:
             yield Query(DELETE_VECTORS, (rows[0], rows[1]))
-        vp: list[list[str]] = [[], [], [], []]
-        for (prefix, key), n, _op in upserts:
-            for fname, v in vec_by_put.get(n, []):
-                vp[0].append(prefix)
-                vp[1].append(key)
-                vp[2].append(fname)
-                vp[3].append(_vec_text(v))
-        if vp[0]:
-            yield Query(INSERT_VECTORS, (self.dims, *vp))
+        many = [
+            (prefix, key, fname, self.dims, _Vec(v))
+            for (prefix, key), n, _op in upserts
+            for fname, v in vec_by_put.get(n, [])
+        ]
+        if many:
+            yield Query(INSERT_VECTOR, many=many)
         return None
 
     def _dedup_op(
@@ -775,15 +799,15 @@ class StoreCore:
         d = sql.Literal(self.dims)
         q = sql.SQL(
             "WITH c AS MATERIALIZED ("
-            " SELECT v.prefix, v.key, v.embedding::vector({d}) <=> %s::vector({d}) AS dist"
+            " SELECT v.prefix, v.key, v.embedding::vector({d}) <=> %b::vector({d}) AS dist"
             " FROM memory_vectors v JOIN memory_items i ON i.prefix = v.prefix AND i.key = v.key"
             " WHERE v.dims = {d} AND {w}"
-            " ORDER BY v.embedding::vector({d}) <=> %s::vector({d}) LIMIT %s)"
+            " ORDER BY v.embedding::vector({d}) <=> %b::vector({d}) LIMIT %s)"
             " SELECT {cols}, i.importance, min(c.dist) AS dist FROM c"
             " JOIN memory_items i ON i.prefix = c.prefix AND i.key = c.key"
             " GROUP BY i.prefix, i.key ORDER BY dist LIMIT %s"
         ).format(d=d, w=where, cols=sql.SQL(ITEM_COLUMNS))
-        vt = _vec_text(qv)
+        vt = _Vec(qv)
         rows = yield Query(q, [vt, *params, vt, cand, k])
         return [(r, 1.0 - float(r["dist"])) for r in rows]
 
