@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
+import psycopg
 from langgraph.store.base import (
     GetOp,
     IndexConfig,
@@ -32,7 +33,6 @@ from langgraph.store.base import (
     TTLConfig,
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
-import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
