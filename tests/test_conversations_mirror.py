@@ -235,3 +235,15 @@ async def test_async_mirror_matches_state(adb: AsyncDatabase) -> None:
     assert [(m.message_id, m.content) for m in rows] == [(m.id, m.text) for m in state]
     user = await adb.conversations.find_user(external_id="bob")
     assert user is not None and session.user_id == user.id
+
+
+def test_session_deleted_behind_the_cache_is_recreated(db: Database) -> None:
+    """Another process deletes the session: the next put recreates it, no error, no loss."""
+    graph = build().compile(checkpointer=db.checkpointer)
+    config: dict[str, Any] = {"configurable": {"thread_id": "behind"}}
+    graph.invoke({"messages": [HumanMessage("hi")], "fanout": []}, config)
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM sessions WHERE thread_id = 'behind'")
+    graph.invoke(Command(resume="yes"), config)
+    assert visible(db, "behind") == state_of(graph, config)
+    assert len(visible(db, "behind")) == 7

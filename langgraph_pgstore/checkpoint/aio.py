@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg_pool import AsyncConnectionPool
 
 from .._ops import AConn, aconnection, arun
 from ..conversations.recorder import MessageRecorder
-from . import base
+from ..errors import InvalidInput
+from . import base, history
 
 __all__ = ["AsyncPgCheckpointer"]
 
@@ -49,14 +56,25 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         if recorder is None or not recorder.wants(config):
             return await super().aput(config, checkpoint, metadata, new_versions)
         # langgraph's aput and the mirror writes on one connection, in one transaction.
-        async with aconnection(self.conn) as conn, conn.transaction():
-            bound = copy.copy(self)
-            bound.conn = conn
-            saved = await super(AsyncPgCheckpointer, bound).aput(
-                config, checkpoint, metadata, new_versions
-            )
-            op = recorder.op(config, checkpoint, metadata, new_versions)
-            state = await arun(conn, op, transaction=False)
+        for attempt in (1, 2):
+            fast = recorder.pipelined(config)
+            try:
+                async with (
+                    aconnection(self.conn) as conn,
+                    conn.pipeline() if fast else nullcontext(),
+                    conn.transaction(),
+                ):
+                    bound = copy.copy(self)
+                    bound.conn = conn
+                    saved = await super(AsyncPgCheckpointer, bound).aput(
+                        config, checkpoint, metadata, new_versions
+                    )
+                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    state = await arun(conn, op, transaction=False)
+                break
+            except InvalidInput as exc:
+                if attempt == 2 or not recorder.stale(config, exc):
+                    raise
         recorder.committed(config, state)
         return saved
 
@@ -69,6 +87,29 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         await super().aput_writes(config, writes, task_id, task_path)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Like AsyncPostgresSaver's, but each distinct message is decoded once."""
+        try:
+            async with self._cursor() as cur:
+                await cur.execute(*history.list_query(self, config, filter, before, limit))
+                rows = await cur.fetchall()
+        except Exception as exc:
+            history.reraise_translated(exc)
+            raise
+        if history.needs_legacy_path(rows):
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+            return
+        for item in history.load_tuples(self, rows):
+            yield item
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await arun(self.conn, base.copy_thread(source_thread_id, target_thread_id))

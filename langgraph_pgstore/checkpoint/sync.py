@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg_pool import ConnectionPool
 
 from .._ops import Conn, connection, run
 from ..conversations.recorder import MessageRecorder
-from . import base
+from ..errors import InvalidInput
+from . import base, history
 
 __all__ = ["PgCheckpointer"]
 
@@ -52,12 +59,25 @@ class PgCheckpointer(PostgresSaver):
         if recorder is None or not recorder.wants(config):
             return super().put(config, checkpoint, metadata, new_versions)
         # langgraph's put and the mirror writes on one connection, in one transaction.
-        with connection(self.conn) as conn, conn.transaction():
-            bound = copy.copy(self)
-            bound.conn = conn
-            saved = super(PgCheckpointer, bound).put(config, checkpoint, metadata, new_versions)
-            op = recorder.op(config, checkpoint, metadata, new_versions)
-            state = run(conn, op, transaction=False)
+        for attempt in (1, 2):
+            fast = recorder.pipelined(config)
+            try:
+                with (
+                    connection(self.conn) as conn,
+                    conn.pipeline() if fast else nullcontext(),
+                    conn.transaction(),
+                ):
+                    bound = copy.copy(self)
+                    bound.conn = conn
+                    saved = super(PgCheckpointer, bound).put(
+                        config, checkpoint, metadata, new_versions
+                    )
+                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    state = run(conn, op, transaction=False)
+                break
+            except InvalidInput as exc:
+                if attempt == 2 or not recorder.stale(config, exc):
+                    raise
         recorder.committed(config, state)
         return saved
 
@@ -70,6 +90,27 @@ class PgCheckpointer(PostgresSaver):
         task_path: str = "",
     ) -> None:
         super().put_writes(config, writes, task_id, task_path)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Like PostgresSaver's, but each distinct message is decoded once (see ``history``)."""
+        try:
+            with self._cursor() as cur:
+                cur.execute(*history.list_query(self, config, filter, before, limit))
+                rows = cur.fetchall()
+        except Exception as exc:
+            history.reraise_translated(exc)
+            raise
+        if history.needs_legacy_path(rows):
+            yield from super().list(config, filter=filter, before=before, limit=limit)
+            return
+        yield from history.load_tuples(self, rows)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         run(self.conn, base.copy_thread(source_thread_id, target_thread_id))

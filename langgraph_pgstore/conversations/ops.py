@@ -55,7 +55,7 @@ ON CONFLICT (thread_id) DO UPDATE SET updated_at = now(),
   user_id = COALESCE(sessions.user_id, EXCLUDED.user_id)
 RETURNING id, (xmax = 0) AS created
 """
-TOUCH_SESSION_SQL = "UPDATE sessions SET updated_at = now() WHERE id = %s RETURNING id"
+TOUCH_SESSION_SQL = "UPDATE sessions SET updated_at = now() WHERE id = %s"
 GET_SESSION_SQL = "SELECT * FROM sessions WHERE id = %s"
 GET_SESSION_BY_THREAD_SQL = "SELECT * FROM sessions WHERE thread_id = %s"
 #: Keyset pagination on (updated_at, id) descending: newest first.
@@ -788,14 +788,15 @@ def mirror_messages(
 
     ``rows`` is the checkpoint's message list (None: the channel did not change). Returns
     the new known state, to be cached by the caller only once the transaction commits.
+    With ``known`` given, no statement returns rows, so the caller may pipeline them.
     """
     if known is not None:
         if rows is None:
             return known
-        touched = yield Query(TOUCH_SESSION_SQL, (known.session_id,))
-        if not touched:
-            known = None  # session deleted behind our back: start over
-    if known is None:
+        # No RETURNING on this path, so the checkpointer can pipeline it. A session deleted
+        # behind our back surfaces as a foreign-key violation: the caller forgets and retries.
+        yield Query(TOUCH_SESSION_SQL, (known.session_id,))
+    else:
         sid, created = yield from ensure_session(
             thread_id, user_external_id=user_external_id, user_email=user_email
         )

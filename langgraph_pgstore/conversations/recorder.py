@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 
 from .._ops import Op, Query
@@ -57,6 +58,23 @@ class MessageRecorder:
     def wants(self, config: RunnableConfig) -> bool:
         conf = config.get("configurable") or {}
         return self.enabled and not conf.get("checkpoint_ns") and "thread_id" in conf
+
+    def pipelined(self, config: RunnableConfig) -> bool:
+        """True when this thread's mirror writes return no rows (so can share one pipeline
+        with the checkpoint write: one round trip instead of five)."""
+        with self._lock:
+            return self.has_vector is not None and str(config["configurable"]["thread_id"]) in (
+                self._known
+            )
+
+    def stale(self, config: RunnableConfig, exc: BaseException) -> bool:
+        """Whether ``exc`` means the cached session was deleted meanwhile (then forget it,
+        and the caller retries once: the checkpoint write is an idempotent upsert)."""
+        cause = exc if isinstance(exc, psycopg.errors.ForeignKeyViolation) else exc.__cause__
+        if not isinstance(cause, psycopg.errors.ForeignKeyViolation):
+            return False
+        self.forget([str(config["configurable"]["thread_id"])])
+        return True
 
     def op(
         self,
