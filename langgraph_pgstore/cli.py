@@ -28,7 +28,7 @@ from ._ops import Op, run
 from .api import queries
 from .config import Settings, redact_dsn
 from .database import Database
-from .errors import DatabaseUnavailable, NotFound, PgStoreError
+from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
 
 __all__ = ["app", "main"]
@@ -143,7 +143,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _duration_ms(row: dict[str, Any]) -> float | None:
+    start, end = row.get("started_at"), row.get("completed_at")
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return (end - start).total_seconds() * 1000
+    return None
+
+
 def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) -> Table:
+    if "duration_ms" in columns:
+        rows = [{"duration_ms": _duration_ms(r), **r} for r in rows]
     table = Table(title=title, show_lines=False)
     for col in columns:
         # Ids stay whole so they can be copied into the next command.
@@ -308,11 +317,9 @@ def runs_list(
 
 
 def _run_details(run_id: str) -> Op[dict[str, Any]]:
-    run_row = yield from queries.get_run(run_id)
-    steps = yield from queries.list_steps(run_row["id"])
-    calls = yield from queries.list_llm_calls(run_row["id"])
-    stats = yield from queries.run_stats(run_row["id"])
-    return {"run": run_row, "steps": steps, "llm_calls": calls, "stats": stats}
+    detail = yield from queries.get_run(run_id)
+    detail["stats"] = yield from queries.run_stats(detail["run"]["id"])
+    return detail
 
 
 @runs_app.command("show")
@@ -334,8 +341,8 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
-    keys = ["step_count", "llm_call_count", "input_tokens", "output_tokens", "total_tokens",
-            "cost_usd", "avg_latency_ms", "duration_ms"]  # fmt: skip
+    keys = ["step_count", "tool_calls", "llm_calls", "input_tokens", "output_tokens",
+            "total_tokens", "cost_usd", "cost_unknown_calls", "duration_ms"]  # fmt: skip
     out.print(_table("totals", keys, [stats]))
     if stats["models"]:
         out.print(
@@ -414,17 +421,15 @@ def purge_user(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete a user with their sessions, messages and runs (right to erasure)."""
+    """Delete a user with their sessions, messages, checkpoints, memories and runs (erasure)."""
     if not yes and not typer.confirm(f"Delete every row of user {user!r}?"):
         raise typer.Exit(1)
-    with err.status("purging…"):
-        counts = _run(queries.purge_user(user))
-    if not counts["users"] and not counts["runs"]:
-        raise NotFound(f"no user or runs for {user!r}")
+    with _db() as db, err.status("purging…"):
+        counts = db.conversations.purge_user(user)
     if json_out:
         _print_json(counts)
     else:
-        out.print(", ".join(f"{v} {k}" for k, v in counts.items()) + " deleted")
+        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + " deleted")
 
 
 @app.command()
@@ -450,12 +455,8 @@ def sweep(
 
 
 def _sweep_memory(db: Database) -> int:
-    """The memory store's TTL sweep, when the memory module provides one."""
-    store = getattr(db, "store", None)
-    sweep_fn = getattr(store, "sweep", None)
-    if sweep_fn is None:
-        return 0
-    return int(sweep_fn())
+    """The memory store's TTL sweep (items whose ``expires_at`` has passed)."""
+    return db.store.sweep_ttl()
 
 
 # -- serve --------------------------------------------------------------------------------

@@ -184,7 +184,8 @@ def test_purge_user(db_url: str, seeded: dict[str, Any]) -> None:
     assert _count(db_url, "SELECT count(*) FROM runs WHERE user_id = 'alice'") == 4
 
     counts = as_json(cli("--url", db_url, "purge-user", "alice", "--yes", "--json"))
-    assert counts == {"users": 1, "sessions": 1, "messages": 5, "runs": 4}
+    subset = {k: counts[k] for k in ("users", "sessions", "messages", "runs")}
+    assert subset == {"users": 1, "sessions": 1, "messages": 5, "runs": 4}
     assert _count(db_url, "SELECT count(*) FROM runs WHERE user_id = 'alice'") == 0
     assert _count(db_url, "SELECT count(*) FROM users WHERE external_id = 'alice'") == 0
     assert _count(db_url, "SELECT count(*) FROM messages") == 1  # bob's survives

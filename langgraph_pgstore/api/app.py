@@ -113,15 +113,15 @@ def create_router(
 
     @router.get("/runs/{run_id}", tags=["runs"], summary="One run")
     async def get_run(run_id: UUID, user: Caller) -> dict[str, Any]:
-        return await call(queries.get_run(run_id, user_id=user))
+        return (await call(queries.get_run(run_id, user_id=user)))["run"]
 
     @router.get("/runs/{run_id}/steps", tags=["runs"], summary="A run's step timeline")
     async def run_steps(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        return await call(queries.list_steps(run_id, user_id=user))
+        return (await call(queries.get_run(run_id, user_id=user)))["steps"]
 
     @router.get("/runs/{run_id}/llm_calls", tags=["runs"], summary="A run's LLM calls")
     async def run_llm_calls(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        return await call(queries.list_llm_calls(run_id, user_id=user))
+        return (await call(queries.get_run(run_id, user_id=user)))["llm_calls"]
 
     @router.get("/runs/{run_id}/stats", tags=["runs"], summary="Tokens, cost, latency of a run")
     async def run_stats(run_id: UUID, user: Caller) -> dict[str, Any]:

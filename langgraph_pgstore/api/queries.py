@@ -4,8 +4,9 @@ Every list is keyset-paginated (``limit`` + an opaque ``cursor``), newest first 
 sessions, oldest first for messages; every operation takes an optional ``user_id`` that scopes
 it to one caller, so a row of another user reads as "not found", never as "forbidden".
 
-Users are matched on ``runs.user_id`` (free text written by telemetry) and, for sessions, on
-``users.id`` or ``users.external_id`` (the id the host application knows).
+Runs are read through telemetry's ops (``telemetry.queries``) behind an ownership check;
+sessions here add what the API needs over ``conversations`` (owner scoping by ``users.id`` or
+``users.external_id``, message counts, keyset cursors on messages).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import base64
 import binascii
 import json
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from .._ops import Op, Query
 from ..errors import InvalidInput, NotFound
+from ..telemetry import queries as tq
 
 __all__ = [
     "Page",
@@ -26,14 +29,12 @@ __all__ = [
     "encode_cursor",
     "get_run",
     "get_session",
-    "list_llm_calls",
     "list_messages",
     "list_runs",
     "list_sessions",
-    "list_steps",
     "parse_uuid",
+    "plain",
     "purge_runs_older_than",
-    "purge_user",
     "run_stats",
 ]
 
@@ -44,62 +45,8 @@ Page = dict[str, Any]
 
 # -- SQL ----------------------------------------------------------------------------------
 
-# Parameters: status, status, graph_name, graph_name, thread_id, thread_id, user_id, user_id,
-# cursor_ts, cursor_ts, cursor_id, limit.
-LIST_RUNS = """
-SELECT id, graph_name, thread_id, user_id, status, error_type, error_message, trace_id,
-       metadata, started_at, completed_at,
-       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
-FROM runs
-WHERE (%s::text IS NULL OR status = %s)
-  AND (%s::text IS NULL OR graph_name = %s)
-  AND (%s::text IS NULL OR thread_id = %s)
-  AND (%s::text IS NULL OR user_id = %s)
-  AND (%s::timestamptz IS NULL OR (started_at, id) < (%s, %s::uuid))
-ORDER BY started_at DESC, id DESC
-LIMIT %s
-"""
-
-# Parameters: run id, user_id, user_id.
-GET_RUN = """
-SELECT id, graph_name, thread_id, user_id, status, input_summary, output_summary, error_type,
-       error_message, trace_id, idempotency_key, metadata, started_at, completed_at,
-       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
-FROM runs
-WHERE id = %s AND (%s::text IS NULL OR user_id = %s)
-"""
-
-LIST_STEPS = """
-SELECT id, parent_step_id, kind, node_name, step_number, triggers, checkpoint_ns, task_id,
-       attempt, status, error_type, error_message, started_at, completed_at,
-       (EXTRACT(EPOCH FROM (completed_at - started_at)) * 1000)::float8 AS duration_ms
-FROM steps WHERE run_id = %s
-ORDER BY started_at, step_number NULLS LAST, id
-"""
-
-LIST_LLM_CALLS = """
-SELECT id, step_id, operation_name, provider_name, request_model, response_model, finish_reasons,
-       input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
-       cache_creation_input_tokens, reasoning_output_tokens, cost_usd::float8 AS cost_usd,
-       latency_ms, time_to_first_chunk_ms, streamed, status, error_type, error_message,
-       started_at, completed_at
-FROM llm_calls WHERE run_id = %s
-ORDER BY started_at, id
-"""
-
-RUN_STATS = """
-SELECT
-  (SELECT count(*) FROM steps WHERE run_id = %(id)s) AS step_count,
-  (SELECT count(*) FROM steps WHERE run_id = %(id)s AND status = 'error') AS failed_steps,
-  count(*) AS llm_call_count,
-  coalesce(sum(input_tokens), 0) AS input_tokens,
-  coalesce(sum(output_tokens), 0) AS output_tokens,
-  coalesce(sum(total_tokens), 0) AS total_tokens,
-  coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
-  avg(latency_ms) AS avg_latency_ms
-FROM llm_calls c
-WHERE c.run_id = %(id)s
-"""
+# Ownership check before delegating to telemetry's reads (which are unscoped).
+RUN_OWNER = "SELECT user_id FROM runs WHERE id = %s"
 
 RUN_MODELS = """
 SELECT coalesce(response_model, request_model) AS model, count(*) AS calls,
@@ -142,18 +89,6 @@ ORDER BY id
 LIMIT %s
 """
 
-FIND_USER = """
-SELECT id FROM users WHERE id::text = %s OR external_id = %s
-"""
-
-DELETE_USER_RUNS = "DELETE FROM runs WHERE user_id = ANY(%s) RETURNING id"
-DELETE_USER = "DELETE FROM users WHERE id = ANY(%s) RETURNING id"
-COUNT_USER_SESSIONS = "SELECT count(*) AS n FROM sessions WHERE user_id = ANY(%s)"
-COUNT_USER_MESSAGES = """
-SELECT count(*) AS n FROM messages m JOIN sessions s ON s.id = m.session_id
-WHERE s.user_id = ANY(%s)
-"""
-
 # Only finished runs: a running one is still being written by telemetry.
 DELETE_OLD_RUNS = """
 DELETE FROM runs WHERE started_at < now() - %s AND status <> 'running' RETURNING id
@@ -171,6 +106,17 @@ def parse_uuid(value: str | UUID, what: str = "id") -> UUID:
         return UUID(str(value))
     except ValueError as exc:
         raise InvalidInput(f"{what} must be a UUID, got {value!r}") from exc
+
+
+def plain(value: Any) -> Any:
+    """Decimals (numeric sums, durations) as floats, so JSON carries numbers, not strings."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def _limit(limit: int) -> int:
@@ -226,62 +172,36 @@ def list_runs(
     thread_id: str | None = None,
     user_id: str | None = None,
 ) -> Op[Page]:
-    """Runs newest first, filtered; ``next_cursor`` continues after the last item."""
-    limit = _limit(limit)
-    ts, ident = _time_cursor(cursor)
-    rows = yield Query(
-        LIST_RUNS,
-        (
-            status,
-            status,
-            graph_name,
-            graph_name,
-            thread_id,
-            thread_id,
-            user_id,
-            user_id,
-            ts,
-            ts,
-            ident,
-            limit + 1,
-        ),
-    )
-    return _page(rows, limit, ("started_at", "id"))
+    """Runs newest first (telemetry's ``list_runs``), as ``{"items", "next_cursor"}``."""
+    page = yield from tq.list_runs(
+        limit=_limit(limit), cursor=cursor, status=status, graph_name=graph_name,
+        thread_id=thread_id, user_id=user_id,
+    )  # fmt: skip
+    return {"items": [plain(r) for r in page["runs"]], "next_cursor": page["next_cursor"]}
+
+
+def _owned(run_id: str | UUID, user_id: str | None) -> Op[UUID]:
+    """The run's id, or ``NotFound`` when absent or another user's."""
+    rid = parse_uuid(run_id, "run id")
+    rows = yield Query(RUN_OWNER, (rid,))
+    if not rows or (user_id is not None and rows[0]["user_id"] != user_id):
+        raise NotFound(f"no run {rid}")
+    return rid
 
 
 def get_run(run_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str, Any]]:
-    """One run; ``NotFound`` when absent or owned by another user."""
-    rid = parse_uuid(run_id, "run id")
-    rows = yield Query(GET_RUN, (rid, user_id, user_id))
-    if not rows:
-        raise NotFound(f"no run {rid}")
-    return dict(rows[0])
-
-
-def list_steps(run_id: str | UUID, *, user_id: str | None = None) -> Op[list[dict[str, Any]]]:
-    """The run's step timeline, in start order."""
-    run = yield from get_run(run_id, user_id=user_id)
-    rows = yield Query(LIST_STEPS, (run["id"],))
-    return [dict(r) for r in rows]
-
-
-def list_llm_calls(run_id: str | UUID, *, user_id: str | None = None) -> Op[list[dict[str, Any]]]:
-    """The run's LLM calls, in start order."""
-    run = yield from get_run(run_id, user_id=user_id)
-    rows = yield Query(LIST_LLM_CALLS, (run["id"],))
-    return [dict(r) for r in rows]
+    """The run with its steps and LLM calls (telemetry's ``get_run``), scoped to the caller."""
+    rid = yield from _owned(run_id, user_id)
+    detail = yield from tq.get_run(rid)
+    return plain(dict(detail))
 
 
 def run_stats(run_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str, Any]]:
-    """Token, cost and latency totals of one run, and a per-model breakdown."""
-    run = yield from get_run(run_id, user_id=user_id)
-    rows = yield Query(RUN_STATS, {"id": run["id"]})
-    stats = dict(rows[0])
-    stats["models"] = [dict(r) for r in (yield Query(RUN_MODELS, (run["id"],)))]
-    stats["run_id"] = run["id"]
-    stats["status"] = run["status"]
-    stats["duration_ms"] = run["duration_ms"]
-    return stats
+    """Telemetry's ``run_stats`` plus a per-model breakdown, scoped to the caller."""
+    rid = yield from _owned(run_id, user_id)
+    stats = dict((yield from tq.run_stats(rid)))
+    stats["models"] = [dict(r) for r in (yield Query(RUN_MODELS, (rid,)))]
+    return plain(stats)
 
 
 def list_sessions(
@@ -328,24 +248,6 @@ def list_messages(
     session = yield from get_session(session_id, user_id=user_id)
     rows = yield Query(LIST_MESSAGES, (session["id"], after, limit + 1))
     return _page(rows, limit, ("id",))
-
-
-def purge_user(user: str) -> Op[dict[str, int]]:
-    """Delete a user (by id or external id) with their sessions, messages and runs.
-
-    Runs are matched on the given id and on the user's internal id, since telemetry may
-    have recorded either.
-    """
-    if not user:
-        raise InvalidInput("user id must not be empty")
-    rows = yield Query(FIND_USER, (user, user))
-    ids = [r["id"] for r in rows]
-    sessions = (yield Query(COUNT_USER_SESSIONS, (ids,)))[0]["n"]
-    messages = (yield Query(COUNT_USER_MESSAGES, (ids,)))[0]["n"]
-    run_keys = [user, *(str(i) for i in ids)]
-    runs = yield Query(DELETE_USER_RUNS, (run_keys,))
-    users = yield Query(DELETE_USER, (ids,))  # sessions and messages cascade
-    return {"users": len(users), "sessions": sessions, "messages": messages, "runs": len(runs)}
 
 
 def purge_runs_older_than(days: float) -> Op[int]:
