@@ -37,11 +37,17 @@ NS = ("bench", "user")
 
 
 def make_data(n: int, n_queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors with the low intrinsic dimension of real sentence embeddings: topic
+    clusters in a 48-dim latent space, projected to 384 dims, plus isotropic noise."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(max(n // 100, 10), DIMS))
-    x = centers[rng.integers(0, len(centers), n)] + 0.6 * rng.normal(size=(n, DIMS))
+    latent_dims = 48
+    proj = rng.normal(size=(latent_dims, DIMS))
+    centers = rng.normal(size=(max(n // 100, 10), latent_dims))
+    z = centers[rng.integers(0, len(centers), n)] + 0.7 * rng.normal(size=(n, latent_dims))
+    x = z @ proj + 2.0 * rng.normal(size=(n, DIMS))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = x[rng.integers(0, n, n_queries)] + 0.3 * rng.normal(size=(n_queries, DIMS))
+    zq = z[rng.integers(0, n, n_queries)] + 0.3 * rng.normal(size=(n_queries, latent_dims))
+    q = zq @ proj
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return x.astype(np.float32), q.astype(np.float32)
 
