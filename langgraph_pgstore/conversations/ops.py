@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ ON CONFLICT (thread_id) DO UPDATE SET updated_at = now(),
   user_id = COALESCE(sessions.user_id, EXCLUDED.user_id)
 RETURNING id, (xmax = 0) AS created
 """
+#: Seconds between refreshes of ``sessions.updated_at`` by the mirror (see mirror_messages).
+TOUCH_EVERY = 2.0
 TOUCH_SESSION_SQL = "UPDATE sessions SET updated_at = now() WHERE id = %s"
 GET_SESSION_SQL = "SELECT * FROM sessions WHERE id = %s"
 GET_SESSION_BY_THREAD_SQL = "SELECT * FROM sessions WHERE thread_id = %s"
@@ -751,6 +754,9 @@ class ThreadState:
 
     session_id: uuid.UUID
     rows: dict[str, tuple[int, MessageRow, bool]] = field(default_factory=dict)
+    #: message id -> (the message object, its row): unchanged objects aren't re-converted.
+    objs: dict[str, tuple[Any, MessageRow]] = field(default_factory=dict)
+    touched: float = field(default_factory=time.monotonic)
 
 
 def load_thread_state(session_id: uuid.UUID) -> Op[ThreadState]:
@@ -795,7 +801,11 @@ def mirror_messages(
             return known
         # No RETURNING on this path, so the checkpointer can pipeline it. A session deleted
         # behind our back surfaces as a foreign-key violation: the caller forgets and retries.
-        yield Query(TOUCH_SESSION_SQL, (known.session_id,))
+        # ``updated_at`` is refreshed at most every TOUCH_EVERY seconds (a non-HOT update).
+        now = time.monotonic()
+        if now - known.touched >= TOUCH_EVERY:
+            yield Query(TOUCH_SESSION_SQL, (known.session_id,))
+            known = ThreadState(known.session_id, known.rows, known.objs, now)
     else:
         sid, created = yield from ensure_session(
             thread_id, user_external_id=user_external_id, user_email=user_email
@@ -803,7 +813,7 @@ def mirror_messages(
         known = ThreadState(sid) if created else (yield from load_thread_state(sid))
     if rows is None:
         return known
-    new = ThreadState(known.session_id, dict(known.rows))
+    new = ThreadState(known.session_id, dict(known.rows), known.objs, known.touched)
     seen: set[str] = set()
     upserts = []
     for position, row in enumerate(rows):

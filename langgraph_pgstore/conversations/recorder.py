@@ -21,7 +21,7 @@ import psycopg
 from langchain_core.runnables import RunnableConfig
 
 from .._ops import Op, Query
-from .mirror import message_row, messages_of
+from .mirror import MessageRow, message_row, messages_of
 from .ops import HAS_EMBEDDING_SQL, ThreadState, mirror_messages
 
 __all__ = ["MessageRecorder"]
@@ -85,28 +85,41 @@ class MessageRecorder:
     ) -> Op[ThreadState | None]:
         conf = config.get("configurable") or {}
         thread_id = str(conf["thread_id"])
+        with self._lock:
+            known = self._known.get(thread_id)
         rows = None
+        objs: dict[str, tuple[Any, MessageRow]] = {}
         if self.channel in new_versions:
             msgs = messages_of(checkpoint.get("channel_values", {}).get(self.channel))
-            rows = [message_row(m) for m in msgs] if msgs is not None else None
+            if msgs is not None:
+                rows = []
+                cache = known.objs if known is not None else {}
+                for m in msgs:
+                    hit = cache.get(m.id) if m.id is not None else None
+                    # Same object as last time: unchanged (add_messages replaces, never mutates).
+                    row = hit[1] if hit is not None and hit[0] is m else message_row(m)
+                    rows.append(row)
+                    if m.id is not None:
+                        objs[m.id] = (m, row)
         meta = {**(config.get("metadata") or {}), **(metadata or {})}
         user = meta.get("user_id") or conf.get("user_id")
         email = meta.get("user_email") or conf.get("user_email")
-        with self._lock:
-            known = self._known.get(thread_id)
         if self.has_vector is None:  # a schema fact: safe to keep even if this rolls back
             self.has_vector = bool((yield Query(HAS_EMBEDDING_SQL)))
-        return (
-            yield from mirror_messages(
-                thread_id,
-                str(checkpoint["id"]),
-                rows,
-                known,
-                user_external_id=str(user) if user is not None else None,
-                user_email=str(email) if email is not None else None,
-                has_vector=self.has_vector,
-            )
+        state = yield from mirror_messages(
+            thread_id,
+            str(checkpoint["id"]),
+            rows,
+            known,
+            user_external_id=str(user) if user is not None else None,
+            user_email=str(email) if email is not None else None,
+            has_vector=self.has_vector,
         )
+        if state is not None and rows is not None:
+            state.objs = objs
+        elif state is not None and known is not None:
+            state.objs = known.objs
+        return state
 
     def committed(self, config: RunnableConfig, state: ThreadState | None) -> None:
         thread_id = str(config["configurable"]["thread_id"])
