@@ -16,6 +16,7 @@ from .errors import (
     SerializationError,
 )
 from .health import HealthReport
+from .memory import AsyncPgMemoryStore, DedupConfig, PgMemoryStore, RankingConfig
 
 connect = Database.connect
 aconnect = AsyncDatabase.connect
@@ -24,12 +25,14 @@ __all__ = [
     "AsyncConversations",
     "AsyncDatabase",
     "AsyncPgCheckpointer",
+    "AsyncPgMemoryStore",
     "ChainAnalysis",
     "ChainLink",
     "ConfigurationError",
     "Conversations",
     "Database",
     "DatabaseUnavailable",
+    "DedupConfig",
     "EmbeddedUnavailable",
     "ExtensionMissing",
     "HealthReport",
@@ -37,8 +40,10 @@ __all__ = [
     "MigrationError",
     "NotFound",
     "PgCheckpointer",
+    "PgMemoryStore",
     "PgStoreError",
     "PoolOptions",
+    "RankingConfig",
     "SerializationError",
     "Settings",
     "aconnect",
