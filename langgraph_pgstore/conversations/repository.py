@@ -76,7 +76,7 @@ class Conversations:
 
     # users
     def get_user(self, user_id: ID) -> User:
-        return run(self.conn, ops.get_user(user_id))
+        return run(self.conn, ops.get_user(user_id), transaction=False)
 
     def find_user(self, *, external_id: str | None = None, email: str | None = None) -> User | None:
         return run(self.conn, ops.find_user(external_id=external_id, email=email))
@@ -100,13 +100,13 @@ class Conversations:
         return run(self.conn, ops.create_session(thread_id, **fields))
 
     def get_session(self, session_id: ID) -> Session:
-        return run(self.conn, ops.get_session(session_id))
+        return run(self.conn, ops.get_session(session_id), transaction=False)
 
     def get_session_by_thread(self, thread_id: str) -> Session:
-        return run(self.conn, ops.get_session_by_thread(thread_id))
+        return run(self.conn, ops.get_session_by_thread(thread_id), transaction=False)
 
     def list_sessions(self, user: UserRef | None = None, **kw: Any) -> Page[Session]:
-        return run(self.conn, ops.list_sessions(user, **kw))
+        return run(self.conn, ops.list_sessions(user, **kw), transaction=False)
 
     def update_session(self, session_id: ID, **fields: Any) -> Session:
         return run(self.conn, ops.update_session(session_id, **fields))
@@ -130,13 +130,17 @@ class Conversations:
         return run(self.conn, ops.add_message(session_id, role, content, **kw))
 
     def list_messages(self, session_id: ID, **kw: Any) -> list[Message]:
-        return run(self.conn, ops.list_messages(session_id, **kw))
+        return run(self.conn, ops.list_messages(session_id, **kw), transaction=False)
 
     def count_messages(self, session_id: ID, *, include_removed: bool = False) -> int:
-        return run(self.conn, ops.count_messages(session_id, include_removed=include_removed))
+        return run(
+            self.conn,
+            ops.count_messages(session_id, include_removed=include_removed),
+            transaction=False,
+        )
 
     def search_messages(self, query: str, **kw: Any) -> list[Message]:
-        return run(self.conn, ops.search_text(query, **kw))
+        return run(self.conn, ops.search_text(query, **kw), transaction=False)
 
     def search_similar(self, query: str | Sequence[float], **kw: Any) -> list[MessageHit]:
         """Nearest messages to a text (embedded with ``embedder``) or a vector."""
@@ -174,7 +178,7 @@ class Conversations:
         return self.upsert_analysis(session.id, analysis)
 
     def get_analysis(self, session_id: ID) -> StoredChainAnalysis | None:
-        return run(self.conn, ops.get_analysis(session_id))
+        return run(self.conn, ops.get_analysis(session_id), transaction=False)
 
     # internals
     def _forget(self) -> None:
@@ -230,7 +234,7 @@ class AsyncConversations:
     embedder = Conversations.embedder
 
     async def get_user(self, user_id: ID) -> User:
-        return await arun(self.conn, ops.get_user(user_id))
+        return await arun(self.conn, ops.get_user(user_id), transaction=False)
 
     async def find_user(
         self, *, external_id: str | None = None, email: str | None = None
@@ -255,13 +259,13 @@ class AsyncConversations:
         return await arun(self.conn, ops.create_session(thread_id, **fields))
 
     async def get_session(self, session_id: ID) -> Session:
-        return await arun(self.conn, ops.get_session(session_id))
+        return await arun(self.conn, ops.get_session(session_id), transaction=False)
 
     async def get_session_by_thread(self, thread_id: str) -> Session:
-        return await arun(self.conn, ops.get_session_by_thread(thread_id))
+        return await arun(self.conn, ops.get_session_by_thread(thread_id), transaction=False)
 
     async def list_sessions(self, user: UserRef | None = None, **kw: Any) -> Page[Session]:
-        return await arun(self.conn, ops.list_sessions(user, **kw))
+        return await arun(self.conn, ops.list_sessions(user, **kw), transaction=False)
 
     async def update_session(self, session_id: ID, **fields: Any) -> Session:
         return await arun(self.conn, ops.update_session(session_id, **fields))
@@ -284,7 +288,7 @@ class AsyncConversations:
         return await arun(self.conn, ops.add_message(session_id, role, content, **kw))
 
     async def list_messages(self, session_id: ID, **kw: Any) -> list[Message]:
-        return await arun(self.conn, ops.list_messages(session_id, **kw))
+        return await arun(self.conn, ops.list_messages(session_id, **kw), transaction=False)
 
     async def count_messages(self, session_id: ID, *, include_removed: bool = False) -> int:
         return await arun(
@@ -292,7 +296,7 @@ class AsyncConversations:
         )
 
     async def search_messages(self, query: str, **kw: Any) -> list[Message]:
-        return await arun(self.conn, ops.search_text(query, **kw))
+        return await arun(self.conn, ops.search_text(query, **kw), transaction=False)
 
     async def search_similar(self, query: str | Sequence[float], **kw: Any) -> list[MessageHit]:
         vector = await asyncio.to_thread(self._vector, query)
@@ -329,7 +333,7 @@ class AsyncConversations:
         return await self.upsert_analysis(session.id, analysis)
 
     async def get_analysis(self, session_id: ID) -> StoredChainAnalysis | None:
-        return await arun(self.conn, ops.get_analysis(session_id))
+        return await arun(self.conn, ops.get_analysis(session_id), transaction=False)
 
     _forget = Conversations._forget
     _embedder = Conversations._embedder

@@ -73,7 +73,7 @@ messages = Table(
     Column("removed_at", TZ),
     Column("embedding", Vector()),
     Index(None, "session_id", "created_at", "id"),
-    Index(None, "session_id", "position"),
+    Index(None, "session_id", "position", "id"),
     Index(None, "session_id", "message_id", unique=True),
 )
 

@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_messages"),
     )
     op.create_index("ix_messages_session_id_created_at_id", "messages", ["session_id", "created_at", "id"])
-    op.create_index("ix_messages_session_id_position", "messages", ["session_id", "position"])
+    op.create_index("ix_messages_session_id_position_id", "messages", ["session_id", "position", "id"])
     op.create_index("ix_messages_session_id_message_id", "messages", ["session_id", "message_id"], unique=True)
     op.create_table(
         "chain_analysis_results",
