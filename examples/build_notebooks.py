@@ -554,9 +554,257 @@ db.close()
     ]
 
 
+def telemetry() -> list[nbformat.NotebookNode]:
+    return [
+        md("""
+# Telemetry: runs, steps, LLM calls, tokens and cost
+
+`db.telemetry.instrument(graph)` attaches a callback handler: from then on every run of the
+graph is recorded in the same database, in three tables: `runs` (one per invocation), `steps`
+(one per node execution, tool calls too) and `llm_calls` (model, tokens, cost in USD, latency).
+The handler only enqueues; one writer thread batches the inserts, so the graph never waits
+for the database. `flush()` waits until everything recorded so far is written.
+
+Offline: the fake model reports token usage and a real model name (`gpt-4o-mini`, `gpt-4o`)
+so that costs are computed from genai-prices' bundled price table.
+"""),
+        code(
+            FAKE_MODEL
+            + """
+
+import time
+
+
+class SlowModel(FakeChatModel):
+    \"\"\"Takes a little time per call, so the timeline below has something to show.\"\"\"
+
+    seconds: float = 0.05
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        time.sleep(self.seconds)
+        prompt = str(messages[-1].content)
+        if prompt.startswith("Plan:"):
+            return "topics: connection pooling; vacuum tuning; index bloat"
+        if prompt.startswith("Research:"):
+            return f"Three facts about {prompt[len('Research:'):].strip()}."
+        return "Final report: pool your connections, tune autovacuum, watch index bloat."
+"""
+        ),
+        md("""
+## A graph with fan-out and a tool
+
+`plan` asks a small model for topics, one `research` worker per topic runs in parallel (`Send`)
+and calls a tool, then `write` asks a bigger model for the report.
+"""),
+        code("""
+import operator
+from typing import Annotated, TypedDict
+
+from langchain_core.tools import tool
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+planner = SlowModel(model_name="gpt-4o-mini", seconds=0.08)
+researcher = SlowModel(model_name="gpt-4o-mini", seconds=0.05)
+writer = SlowModel(model_name="gpt-4o", seconds=0.15)
+
+
+@tool
+def search_docs(topic: str) -> str:
+    \"\"\"Look a topic up in the (offline) documentation.\"\"\"
+    time.sleep(0.03)
+    return f"docs about {topic}"
+
+
+class State(TypedDict, total=False):
+    question: str
+    topics: list[str]
+    notes: Annotated[list[str], operator.add]
+    report: str
+
+
+class Topic(TypedDict):
+    topic: str
+
+
+def plan(state: State) -> State:
+    answer = planner.invoke(f"Plan: {state['question']}").content
+    return {"topics": [t.strip() for t in answer.removeprefix("topics:").split(";")]}
+
+
+def fan_out(state: State) -> list[Send]:
+    return [Send("research", {"topic": t}) for t in state["topics"]]
+
+
+def research(state: Topic) -> State:
+    docs = search_docs.invoke({"topic": state["topic"]})
+    note = researcher.invoke(f"Research: {state['topic']} ({docs})").content
+    return {"notes": [note]}
+
+
+def write(state: State) -> State:
+    return {"report": writer.invoke("Write: " + " ".join(state["notes"])).content}
+
+
+builder = (
+    StateGraph(State)
+    .add_node("plan", plan)
+    .add_node("research", research)
+    .add_node("write", write)
+    .add_edge(START, "plan")
+    .add_conditional_edges("plan", fan_out, ["research"])
+    .add_edge("research", "write")
+    .add_edge("write", END)
+)
+"""),
+        md("## Record a few runs"),
+        code("""
+import uuid
+
+import langgraph_pgstore
+
+db = langgraph_pgstore.Database.open()  # DATABASE_URL, or the embedded server
+graph = db.telemetry.instrument(builder.compile(checkpointer=db.checkpointer, name="research"))
+
+run_ids = []
+for i, user in enumerate(["ada", "ada", "grace"]):
+    run_id = uuid.uuid4()  # optional: lets us find the run afterwards
+    config = {
+        "run_id": run_id,
+        "configurable": {"thread_id": f"report-{i}"},
+        "metadata": {"user_id": user},  # users go in metadata (callbacks don't see configurable)
+    }
+    result = graph.invoke({"question": "How do I keep PostgreSQL healthy?"}, config)
+    run_ids.append(run_id)
+print(result["report"])
+
+assert db.telemetry.flush(timeout=30)
+print("events lost:", db.telemetry.lost_events)
+"""),
+        md("## One run: its steps and LLM calls"),
+        code("""
+detail = db.telemetry.get_run(run_ids[0])
+run = detail["run"]
+print(f"run {run['id']} graph={run['graph_name']} status={run['status']} user={run['user_id']}")
+
+t0 = run["started_at"]
+
+
+def ms(ts):
+    return (ts - t0).total_seconds() * 1000
+
+
+print(f"\\n{'kind':<5} {'node':<12} {'step':>4}  {'start ms':>8} {'dur ms':>7}  status")
+for s in detail["steps"]:
+    print(f"{s['kind']:<5} {s['node_name']:<12} {s['step_number'] or '':>4}  "
+          f"{ms(s['started_at']):8.1f} {ms(s['completed_at']) - ms(s['started_at']):7.1f}  "
+          f"{s['status']}")
+
+print(f"\\n{'model':<12} {'in':>4} {'out':>4} {'cost USD':>12} {'latency ms':>10}")
+for c in detail["llm_calls"]:
+    print(f"{c['response_model']:<12} {c['input_tokens']:>4} {c['output_tokens']:>4} "
+          f"{c['cost_usd']:>12.8f} {c['latency_ms']:>10.1f}")
+
+nodes = [s["node_name"] for s in detail["steps"] if s["kind"] == "node"]
+assert nodes.count("research") == 3 and "plan" in nodes and "write" in nodes
+assert sum(s["kind"] == "tool" for s in detail["steps"]) == 3
+assert len(detail["llm_calls"]) == 5
+assert all(c["cost_usd"] is not None and c["cost_usd"] > 0 for c in detail["llm_calls"])
+"""),
+        md("## Cost and token report"),
+        code("""
+stats = db.telemetry.run_stats(run_ids[0])
+print(f"steps={stats['step_count']} tool calls={stats['tool_calls']} "
+      f"LLM calls={stats['llm_calls']} tokens={stats['input_tokens']}+{stats['output_tokens']} "
+      f"cost=${stats['cost_usd']:.6f} duration={stats['duration_ms']:.0f} ms")
+assert stats["input_tokens"] == sum(c["input_tokens"] for c in detail["llm_calls"])
+
+
+def table(rows, title):
+    print(f"\\nper {title}:")
+    print(f"  {'key':<12} {'runs':>4} {'calls':>5} {'in':>6} {'out':>5} {'cost USD':>10}")
+    for r in rows:
+        print(f"  {str(r['key']):<12} {r['runs']:>4} {r['llm_calls']:>5} {r['input_tokens']:>6} "
+              f"{r['output_tokens']:>5} {r['cost_usd']:>10.6f}")
+
+
+by_model = db.telemetry.stats(by="model")
+table(by_model, "model")
+table(db.telemetry.stats(by="user"), "user")
+table(db.telemetry.stats(by="day"), "day (UTC)")
+
+assert {r["key"] for r in by_model} == {"gpt-4o-mini", "gpt-4o"}
+# gpt-4o costs more per token than gpt-4o-mini: the bigger model dominates the bill.
+big, small = (next(r for r in by_model if r["key"] == k) for k in ("gpt-4o", "gpt-4o-mini"))
+assert big["cost_usd"] / big["total_tokens"] > small["cost_usd"] / small["total_tokens"]
+"""),
+        md("""
+## The step timeline of a run
+
+Each bar is a node execution (the three `research` workers overlap: they ran in parallel),
+tool calls and LLM calls are drawn inside the node that made them.
+"""),
+        code("""
+import matplotlib.pyplot as plt
+
+steps = [s for s in detail["steps"] if s["kind"] == "node"]
+lanes = [f"{s['node_name']} #{i}" for i, s in enumerate(steps)]
+fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(lanes)))
+for y, s in enumerate(steps):
+    ax.broken_barh([(ms(s["started_at"]), ms(s["completed_at"]) - ms(s["started_at"]))],
+                   (y - 0.4, 0.8), color="#9ecae1")
+    inner = [x for x in detail["steps"] if x["parent_step_id"] == s["id"]]
+    calls = [c for c in detail["llm_calls"] if c["step_id"] == s["id"]]
+    for x in inner:
+        ax.broken_barh([(ms(x["started_at"]), ms(x["completed_at"]) - ms(x["started_at"]))],
+                       (y - 0.15, 0.3), color="#fdae6b")
+    for c in calls:
+        ax.broken_barh([(ms(c["started_at"]), ms(c["completed_at"]) - ms(c["started_at"]))],
+                       (y - 0.15, 0.3), color="#31a354")
+ax.set_yticks(range(len(lanes)), lanes)
+ax.invert_yaxis()
+ax.set_xlabel("ms since the run started")
+ax.set_title(f"run {str(run['id'])[:8]}: nodes (blue), tools (orange), LLM calls (green)")
+plt.tight_layout()
+plt.show()
+"""),
+        md("""
+## Failures are recorded too
+
+A node that raises leaves a run with `status="error"` and the error type; `list_runs` filters
+by status, user, thread or graph and pages with a cursor.
+"""),
+        code("""
+def broken(state: State) -> State:
+    raise TimeoutError("the search backend did not answer")
+
+
+failing = db.telemetry.instrument(
+    StateGraph(State).add_node("plan", broken).add_edge(START, "plan").compile(name="research")
+)
+try:
+    failing.invoke({"question": "?"}, {"metadata": {"user_id": "grace"}})
+except TimeoutError:
+    pass
+db.telemetry.flush(timeout=30)
+
+errors = db.telemetry.list_runs(status="error")["runs"]
+print([(r["graph_name"], r["user_id"], r["error_type"], r["error_message"]) for r in errors])
+assert len(errors) == 1 and errors[0]["error_type"] == "TimeoutError"
+
+page = db.telemetry.list_runs(limit=2)
+print(len(page["runs"]), "runs on the first page, next cursor:", page["next_cursor"] is not None)
+rest = db.telemetry.list_runs(limit=10, cursor=page["next_cursor"])["runs"]
+assert len(page["runs"]) + len(rest) == 4
+db.close()
+"""),
+    ]
+
+
 NOTEBOOKS = {
     "01_checkpointed_chat.ipynb": checkpointed_chat,
     "02_long_term_memory.ipynb": long_term_memory,
+    "03_telemetry.ipynb": telemetry,
     "04_chain_analysis.ipynb": chain_analysis,
 }
 

@@ -46,7 +46,6 @@ def test_notebook_runs(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.delenv("PGSTORE_DATABASE_URL", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))
     nb = nbformat.read(path, as_version=4)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
