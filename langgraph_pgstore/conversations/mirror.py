@@ -112,8 +112,8 @@ def message_row(message: BaseMessage) -> MessageRow:
         parts, bad = _clean_json(message.content)
         lossy = lossy or bad
     tool_calls = None
-    if getattr(message, "tool_calls", None):
-        tool_calls, bad = _clean_json(message.tool_calls)
+    if calls := getattr(message, "tool_calls", None):
+        tool_calls, bad = _clean_json(calls)
         lossy = lossy or bad
     usage = getattr(message, "usage_metadata", None) or {}
     meta: dict[str, Any] = {}

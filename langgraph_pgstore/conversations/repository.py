@@ -37,7 +37,40 @@ UserRef = UUID | str | User
 ID = UUID | str
 
 
-class Conversations:
+class _Base:
+    """What both twins share: the recorder link, the embedder and its helpers (no I/O)."""
+
+    recorder: MessageRecorder | None
+    _embedder_fn: Embedder | None = None
+
+    def _kick(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """Texts -> vectors; setting one starts background embedding after each commit."""
+        return self._embedder_fn
+
+    @embedder.setter
+    def embedder(self, fn: Embedder | None) -> None:
+        self._embedder_fn = fn
+        if self.recorder is not None:
+            self.recorder.on_commit = self._kick if fn is not None else None
+
+    def _forget(self) -> None:
+        if self.recorder is not None:
+            self.recorder.forget()
+
+    def _embedder(self) -> Embedder:
+        if self._embedder_fn is None:
+            raise InvalidInput("no embedder configured: set conversations.embedder first")
+        return self._embedder_fn
+
+    def _vector(self, query: str | Sequence[float]) -> Sequence[float]:
+        return self._embedder()([query])[0] if isinstance(query, str) else query
+
+
+class Conversations(_Base):
     """Users, sessions, messages and chain analyses on a sync pool or connection.
 
     ``embedder`` (texts -> vectors; a LangChain ``Embeddings.embed_documents`` fits) turns on
@@ -62,17 +95,6 @@ class Conversations:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.embedder = embedder
-
-    @property
-    def embedder(self) -> Embedder | None:
-        """Texts -> vectors; setting one starts background embedding after each commit."""
-        return self._embedder_fn
-
-    @embedder.setter
-    def embedder(self, fn: Embedder | None) -> None:
-        self._embedder_fn = fn
-        if self.recorder is not None:
-            self.recorder.on_commit = self._kick if fn is not None else None
 
     # users
     def get_user(self, user_id: ID) -> User:
@@ -180,19 +202,7 @@ class Conversations:
     def get_analysis(self, session_id: ID) -> StoredChainAnalysis | None:
         return run(self.conn, ops.get_analysis(session_id), transaction=False)
 
-    # internals
-    def _forget(self) -> None:
-        if self.recorder is not None:
-            self.recorder.forget()
-
-    def _embedder(self) -> Embedder:
-        if self._embedder_fn is None:
-            raise InvalidInput("no embedder configured (Database.connect(embedder=...))")
-        return self._embedder_fn
-
-    def _vector(self, query: str | Sequence[float]) -> Sequence[float]:
-        return self._embedder()([query])[0] if isinstance(query, str) else query
-
+    # background embedding
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
@@ -212,7 +222,7 @@ class Conversations:
         self._idle.set()
 
 
-class AsyncConversations:
+class AsyncConversations(_Base):
     """Async twin of :class:`Conversations` (background embedding runs as an asyncio task)."""
 
     def __init__(
@@ -230,8 +240,6 @@ class AsyncConversations:
         self._dirty = False
         self._error: BaseException | None = None
         self.embedder = embedder
-
-    embedder = Conversations.embedder
 
     async def get_user(self, user_id: ID) -> User:
         return await arun(self.conn, ops.get_user(user_id), transaction=False)
@@ -334,10 +342,6 @@ class AsyncConversations:
 
     async def get_analysis(self, session_id: ID) -> StoredChainAnalysis | None:
         return await arun(self.conn, ops.get_analysis(session_id), transaction=False)
-
-    _forget = Conversations._forget
-    _embedder = Conversations._embedder
-    _vector = Conversations._vector
 
     def _kick(self) -> None:
         self._dirty = True
