@@ -130,7 +130,7 @@ def _db() -> Iterator[Database]:
 
 def _run(op: Op[T]) -> T:
     with _db() as db:
-        return run(db.pool, op)  # type: ignore[arg-type]
+        return run(db.pool, op)
 
 
 def _fmt(value: Any) -> str:
@@ -156,7 +156,7 @@ def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) ->
     table = Table(title=title, show_lines=False)
     for col in columns:
         # Ids stay whole so they can be copied into the next command.
-        ident = col == "id" or col.endswith("_id")
+        ident = col in ("id", "key", "request_model") or col.endswith("_id")
         table.add_column(col, no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in columns))
@@ -352,13 +352,31 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 @runs_app.command("stats")
 @cli_errors
-def runs_stats(run_id: str, json_out: JsonOpt = False) -> None:
-    """Token, cost and latency totals of one run."""
-    stats = _run(queries.run_stats(run_id))
+def runs_stats(
+    run_id: Annotated[str | None, typer.Argument(help="One run; omit for grouped totals.")] = None,
+    by: Annotated[
+        str, typer.Option(help="Group totals by session, user, graph, model or day.")
+    ] = "session",
+    user: Annotated[str | None, typer.Option(help="Only this user's runs.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Only this thread's runs.")] = None,
+    graph: Annotated[str | None, typer.Option(help="Only this graph's runs.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Token, cost and duration totals: of one run, or grouped over all runs."""
+    if run_id is not None:
+        stats = _run(queries.run_stats(run_id))
+        if json_out:
+            _print_json(stats)
+        else:
+            _print_stats(stats)
+        return
+    groups = _run(queries.grouped_stats(by, user_id=user, thread_id=thread, graph_name=graph))
     if json_out:
-        _print_json(stats)
-    else:
-        _print_stats(stats)
+        _print_json(groups)
+        return
+    cols = ["key", "runs", "errors", "llm_calls", "input_tokens", "output_tokens", "cost_usd",
+            "cost_unknown_calls"]  # fmt: skip
+    out.print(_table(f"totals by {by}", cols, groups))
 
 
 # -- sessions -----------------------------------------------------------------------------
@@ -447,7 +465,7 @@ def sweep(
         result["memory_items"] = _sweep_memory(db)
         if runs_older_than is not None:
             op = queries.purge_runs_older_than(runs_older_than)
-            result["runs"] = run(db.pool, op)  # type: ignore[arg-type]
+            result["runs"] = run(db.pool, op)
     if json_out:
         _print_json(result)
     else:

@@ -389,3 +389,16 @@ def test_openapi_schema_is_valid(client: httpx.Client) -> None:
     assert run_param["schema"]["format"] == "uuid"
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(spec)
+
+
+def test_grouped_stats(client: httpx.Client, host: httpx.Client) -> None:
+    by_user = {g["key"]: g for g in client.get("/stats", params={"by": "user"}).json()}
+    assert by_user["alice"]["runs"] == 4 and by_user["alice"]["errors"] == 1
+    assert by_user["bob"]["runs"] == 1
+    by_model = {g["key"]: g for g in client.get("/stats", params={"by": "model"}).json()}
+    assert by_model["gpt-4o"]["input_tokens"] == 200
+    assert by_model["gpt-4o-mini"]["cost_usd"] == pytest.approx(0.00003)
+    assert client.get("/stats", params={"by": "nonsense"}).status_code == 422
+    # Scoped: alice's totals only.
+    scoped = host.get("/pgstore/stats", params={"by": "user"}, headers={"X-User": "alice"})
+    assert [g["key"] for g in scoped.json()] == ["alice"]

@@ -132,6 +132,12 @@ def test_runs_show_timeline_calls_and_stats(db_url: str, seeded: dict[str, Any])
     stats = as_json(cli("--url", db_url, "runs", "stats", rid, "--json"))
     assert stats["cost_usd"] == pytest.approx(0.00103)
     assert "by model" in cli("--url", db_url, "runs", "stats", rid).stdout
+    groups = as_json(cli("--url", db_url, "runs", "stats", "--by", "user", "--json"))
+    assert {g["key"]: g["runs"] for g in groups} == {"alice": 4, "bob": 1}
+    grouped = cli("--url", db_url, "runs", "stats", "--by", "model")
+    assert grouped.exit_code == 0 and "gpt-4o-mini" in grouped.stdout
+    bad = cli("--url", db_url, "runs", "stats", "--by", "planet")
+    assert bad.exit_code == 2 and "planet" in bad.stderr
 
 
 def test_runs_show_errors(db_url: str) -> None:
@@ -262,3 +268,39 @@ def test_console_script_runs(db_url: str) -> None:
     bad = subprocess.run([*cmd, "runs", "show", "nope"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "must be a UUID" in bad.stderr
+
+
+def test_serve_answers_http(db_url: str, tmp_path: Path) -> None:
+    """``serve`` in its own process: liveness, health and runs over HTTP, then stopped."""
+    import time
+
+    import httpx
+
+    port = _closed_port()
+    exe = Path(sys.executable).with_name("langgraph-pgstore")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "langgraph_pgstore.cli"]
+    log = tmp_path / "serve.log"
+    with (
+        log.open("wb") as sink,
+        subprocess.Popen(
+            [*cmd, "--url", db_url, "serve", "--port", str(port)], stdout=sink, stderr=sink
+        ) as proc,
+    ):
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    live = httpx.get(f"{base}/health/liveness", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, "serve did not come up"
+                    time.sleep(0.2)
+            assert live.json() == {"status": "alive"}
+            assert httpx.get(f"{base}/health", timeout=10).json()["status"] == "healthy"
+            runs = httpx.get(f"{base}/runs", timeout=10).json()
+            assert runs == {"items": [], "next_cursor": None}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

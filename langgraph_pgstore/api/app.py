@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from uuid import UUID
 
 try:
@@ -57,7 +57,7 @@ def create_router(
 
     async def call(op: Op[T]) -> T:
         try:
-            return await arun(get_db().pool, op)  # type: ignore[arg-type]
+            return await arun(get_db().pool, op)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         except InvalidInput as exc:
@@ -113,19 +113,33 @@ def create_router(
 
     @router.get("/runs/{run_id}", tags=["runs"], summary="One run")
     async def get_run(run_id: UUID, user: Caller) -> dict[str, Any]:
-        return (await call(queries.get_run(run_id, user_id=user)))["run"]
+        detail = await call(queries.get_run(run_id, user_id=user))
+        return cast(dict[str, Any], detail["run"])
 
     @router.get("/runs/{run_id}/steps", tags=["runs"], summary="A run's step timeline")
     async def run_steps(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        return (await call(queries.get_run(run_id, user_id=user)))["steps"]
+        detail = await call(queries.get_run(run_id, user_id=user))
+        return cast(list[dict[str, Any]], detail["steps"])
 
     @router.get("/runs/{run_id}/llm_calls", tags=["runs"], summary="A run's LLM calls")
     async def run_llm_calls(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        return (await call(queries.get_run(run_id, user_id=user)))["llm_calls"]
+        detail = await call(queries.get_run(run_id, user_id=user))
+        return cast(list[dict[str, Any]], detail["llm_calls"])
 
     @router.get("/runs/{run_id}/stats", tags=["runs"], summary="Tokens, cost, latency of a run")
     async def run_stats(run_id: UUID, user: Caller) -> dict[str, Any]:
         return await call(queries.run_stats(run_id, user_id=user))
+
+    @router.get("/stats", tags=["runs"], summary="Totals grouped by session/user/graph/model/day")
+    async def grouped_stats(
+        user: Caller,
+        by: Literal["session", "user", "graph", "model", "day"] = "session",
+        thread_id: str | None = None,
+        graph_name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return await call(
+            queries.grouped_stats(by, user_id=user, thread_id=thread_id, graph_name=graph_name)
+        )
 
     @router.get("/sessions", tags=["sessions"], summary="Sessions, most recently updated first")
     async def list_sessions(

@@ -29,6 +29,7 @@ __all__ = [
     "encode_cursor",
     "get_run",
     "get_session",
+    "grouped_stats",
     "list_messages",
     "list_runs",
     "list_sessions",
@@ -193,7 +194,8 @@ def get_run(run_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str, A
     """The run with its steps and LLM calls (telemetry's ``get_run``), scoped to the caller."""
     rid = yield from _owned(run_id, user_id)
     detail = yield from tq.get_run(rid)
-    return plain(dict(detail))
+    out: dict[str, Any] = plain(dict(detail))
+    return out
 
 
 def run_stats(run_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str, Any]]:
@@ -201,7 +203,21 @@ def run_stats(run_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str,
     rid = yield from _owned(run_id, user_id)
     stats = dict((yield from tq.run_stats(rid)))
     stats["models"] = [dict(r) for r in (yield Query(RUN_MODELS, (rid,)))]
-    return plain(stats)
+    out: dict[str, Any] = plain(stats)
+    return out
+
+
+def grouped_stats(
+    by: str,
+    *,
+    user_id: str | None = None,
+    thread_id: str | None = None,
+    graph_name: str | None = None,
+) -> Op[list[dict[str, Any]]]:
+    """Telemetry's ``stats``: totals per session, user, graph, model or UTC day."""
+    filters = {"user_id": user_id, "thread_id": thread_id, "graph_name": graph_name}
+    rows = yield from tq.stats(by, **{k: v for k, v in filters.items() if v is not None})  # type: ignore[arg-type]
+    return [plain(dict(r)) for r in rows]
 
 
 def list_sessions(
