@@ -369,3 +369,32 @@ def test_batch_with_search_before_put(db: Database) -> None:
     res = s.batch([SearchOp(("b",), query="dog"), PutOp(("b",), "new", {"text": "apple"})])
     assert res[0][0].key == "old"
     assert s.search(("b",), query="apple")[0].key == "new"
+
+
+def test_bm25_keyword_search_when_pg_textsearch_is_installed(db: Database) -> None:
+    with db.pool.connection() as c:
+        row = c.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_textsearch'"
+        ).fetchone()
+        if row is None:
+            pytest.skip("pg_textsearch not available on this server")
+        try:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pg_textsearch")
+        except Exception as exc:  # not in shared_preload_libraries
+            pytest.skip(f"pg_textsearch can't be created here: {exc}")
+    s = db.memory(search_mode="keyword")
+    s.put(("k",), "rare", {"note": "zebra crossing near the station"})
+    s.put(("k",), "common", {"note": "the station the station the station"})
+    s.put(("k",), "none", {"note": "nothing relevant"})
+    assert s.core._has_bm25
+    res = s.search(("k",), query="zebra station")
+    assert [r.key for r in res] == ["rare", "common"]  # IDF: 'zebra' is rarer than 'station'
+    assert res[0].score is not None and res[0].score > res[1].score > 0
+    filtered = s.search(("k",), query="station", filter={"note": {"$ne": "x"}})
+    assert {r.key for r in filtered} == {"rare", "common"}
+    with db.pool.connection() as c:
+        names = {
+            r["indexname"]
+            for r in c.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'memory_items'")
+        }
+    assert "ix_dyn_memory_items_bm25_english" in names

@@ -57,6 +57,11 @@ MAX_VALUE_BYTES = 4 * 1024 * 1024
 
 # --------------------------------------------------------------------------- SQL
 
+HAS_BM25 = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_textsearch') AS ok"
+CREATE_BM25 = (
+    "CREATE INDEX IF NOT EXISTS {name} ON memory_items USING bm25 (search_text) "
+    "WITH (text_config = {cfg})"
+)
 HAS_VECTOR = """
 SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
    AND to_regclass('memory_vectors') IS NOT NULL AS ok
@@ -90,18 +95,17 @@ WHERE i.prefix = u.prefix AND i.key = u.key
 """
 UPSERT_ITEMS = """
 INSERT INTO memory_items AS i
-    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_tsv)
+    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_text, search_tsv)
 SELECT u.prefix, u.key, u.value::jsonb,
        CASE WHEN u.ttl IS NULL THEN NULL ELSE now() + make_interval(secs => u.ttl * 60) END,
-       u.ttl, u.source, u.importance,
-       CASE WHEN u.txt IS NULL THEN jsonb_to_tsvector(%s::regconfig, u.value::jsonb, '["string"]')
-            ELSE to_tsvector(%s::regconfig, u.txt) END
+       u.ttl, u.source, u.importance, u.txt, to_tsvector(%s::regconfig, coalesce(u.txt, ''))
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s::text[])
      AS u(prefix, key, value, ttl, source, importance, txt)
 ON CONFLICT (prefix, key) DO UPDATE SET
     value = excluded.value, updated_at = now(), expires_at = excluded.expires_at,
     ttl_minutes = excluded.ttl_minutes, source = excluded.source,
-    importance = excluded.importance, search_tsv = excluded.search_tsv
+    importance = excluded.importance, search_text = excluded.search_text,
+    search_tsv = excluded.search_tsv
 """
 DELETE_VECTORS = """
 DELETE FROM memory_vectors v USING unnest(%s::text[], %s::text[]) AS u(prefix, key)
@@ -363,6 +367,18 @@ def _to_item(row: Mapping[str, Any], cls: type[Item] = Item, score: float | None
     )
 
 
+def _strings(value: Any) -> Iterable[str]:
+    """Every string leaf of a JSON value: the keyword text of items without index fields."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
 def _vec_text(v: np.ndarray) -> str:
     return "[" + ",".join(["%.9g"] * len(v)) % tuple(v.tolist()) + "]"
 
@@ -453,8 +469,13 @@ class StoreCore:
         self.hnsw_efc = int(hnsw_ef_construction)
         self.max_value_bytes = max_value_bytes
         self._has_vector: bool | None = None
+        self._has_bm25 = False
 
     # ---- setup -------------------------------------------------------------------------
+
+    @property
+    def bm25_index(self) -> str:
+        return f"ix_dyn_memory_items_bm25_{self.ts_config}"
 
     @property
     def index_name(self) -> str:
@@ -462,6 +483,17 @@ class StoreCore:
 
     def setup_op(self) -> DbOp[bool]:
         """Detect pgvector and create this store's per-dimension HNSW index if missing."""
+        rows = yield Query(HAS_BM25)
+        self._has_bm25 = bool(rows[0]["ok"])
+        if self._has_bm25:
+            rows = yield Query(INDEX_EXISTS, (self.bm25_index,))
+            if not rows[0]["ok"]:
+                yield Query(LOCK_INDEX, (0,))
+                yield Query(
+                    sql.SQL(CREATE_BM25).format(
+                        name=sql.Identifier(self.bm25_index), cfg=sql.Literal(self.ts_config)
+                    )
+                )
         rows = yield Query(HAS_VECTOR)
         has = bool(rows[0]["ok"])
         if has and self.dims:
@@ -655,12 +687,12 @@ class StoreCore:
                     _number(self._ttl_of(op), "ttl"),
                     src if isinstance(src, str) else None,
                     _number(imp, "importance") if isinstance(imp, int | float) else None,
-                    " ".join(t for t in texts) if texts else None,
+                    " ".join(texts) if texts else " ".join(_strings(value)),
                 ),
                 strict=True,
             ):
                 col.append(item)
-        yield Query(UPSERT_ITEMS, (self.ts_config, self.ts_config, *rows))
+        yield Query(UPSERT_ITEMS, (self.ts_config, *rows))
         if self._has_vector:
             yield Query(DELETE_VECTORS, (rows[0], rows[1]))
         many = [
@@ -814,6 +846,16 @@ class StoreCore:
     def _keyword_hits(
         self, where: sql.Composable, params: list[Any], query: str, k: int
     ) -> DbOp[list[tuple[Any, float]]]:
+        if self._has_bm25:
+            score = sql.SQL("(i.search_text <@> to_bm25query(%s, {idx}))").format(
+                idx=sql.Literal(self.bm25_index)
+            )
+            q = sql.SQL(
+                "SELECT {cols}, i.importance, -{s} AS rank FROM memory_items i"
+                " WHERE {s} < 0 AND {w} ORDER BY {s} LIMIT %s"
+            ).format(cols=sql.SQL(ITEM_COLUMNS), s=score, w=where)
+            rows = yield Query(q, [query, query, *params, query, k])
+            return [(r, float(r["rank"])) for r in rows]
         q = sql.SQL(
             "SELECT {cols}, i.importance, ts_rank_cd(i.search_tsv, q) AS rank"
             " FROM memory_items i, websearch_to_tsquery(%s::regconfig, %s) AS q"

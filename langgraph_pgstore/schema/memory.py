@@ -40,6 +40,7 @@ memory_items = Table(
     Column("importance", Double),
     Column("access_count", Integer, server_default=text("0"), nullable=False),
     Column("last_accessed_at", TZ),
+    Column("search_text", Text),
     Column("search_tsv", TSVECTOR),
     PrimaryKeyConstraint("prefix", "key", name="pk_memory_items"),
     Index(

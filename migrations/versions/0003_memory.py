@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("importance", sa.Double()),
         sa.Column("access_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_accessed_at", sa.DateTime(timezone=True)),
+        sa.Column("search_text", sa.Text()),
         sa.Column("search_tsv", TSVECTOR()),
         sa.PrimaryKeyConstraint("prefix", "key", name="pk_memory_items"),
     )
