@@ -173,25 +173,12 @@ def run_stats(run_id: UUID | str) -> Op[dict[str, Any]]:
     return dict(rows[0])
 
 
-def stats(
-    by: GroupBy,
-    *,
-    user_id: str | None = None,
-    thread_id: str | None = None,
-    graph_name: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Op[list[dict[str, Any]]]:
-    """Aggregates per session (thread), user, graph, model or UTC day, one dict per group."""
-    where, params = _where(
-        {
-            "user_id": user_id,
-            "thread_id": thread_id,
-            "graph_name": graph_name,
-            "since": since,
-            "until": until,
-        }
-    )
+def stats(by: GroupBy, **filters: Any) -> Op[list[dict[str, Any]]]:
+    """Aggregates per session (thread), user, graph, model or UTC day, one dict per group.
+
+    Filters: user_id, thread_id, graph_name, status, since, until (datetimes).
+    """
+    where, params = _where(filters)
     if by == "model":
         sql = STATS_BY_MODEL.format(where=where)
     elif by in _KEYS:
@@ -216,30 +203,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidInput(f"invalid cursor {cursor!r}") from exc
 
 
-def list_runs(
-    *,
-    user_id: str | None = None,
-    thread_id: str | None = None,
-    graph_name: str | None = None,
-    status: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Op[RunPage]:
-    """Runs newest first, filtered; keyset pagination on (started_at, id)."""
+def list_runs(*, limit: int = 50, cursor: str | None = None, **filters: Any) -> Op[RunPage]:
+    """Runs newest first; keyset pagination on (started_at, id).
+
+    Filters: user_id, thread_id, graph_name, status, since, until (datetimes).
+    """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be an int in 1..1000, not {limit!r}")
-    where, params = _where(
-        {
-            "user_id": user_id,
-            "thread_id": thread_id,
-            "graph_name": graph_name,
-            "status": status,
-            "since": since,
-            "until": until,
-        }
-    )
+    where, params = _where(filters)
     if cursor is not None:
         where += " AND " + _CURSOR
         params.extend(decode_cursor(cursor))

@@ -407,8 +407,9 @@ class TelemetryWriter:
 
     # --- callback side ---------------------------------------------------------------------
     def enqueue(self, event: tuple[Any, ...]) -> None:
-        """Append one event, or count it lost when the buffer is full. Never blocks."""
-        if len(self._buffer) >= self.max_buffer:
+        """Append one event, or count it lost when ``max_buffer`` events already wait
+        (queued or in the batch being retried). Never blocks."""
+        if self._enqueued - self._processed >= self.max_buffer:
             self.lost_events += 1
             return
         self._buffer.append(event)
