@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -136,15 +137,24 @@ def test_python311_with_url_still_works(monkeypatch: pytest.MonkeyPatch, db_url:
 
 
 def _python311_with_deps() -> str | None:
-    exe = shutil.which("python3.11")
+    """``PGSTORE_PY311`` (a Python 3.11 with our dependencies), else ``python3.11`` on PATH."""
+    exe = os.environ.get("PGSTORE_PY311") or shutil.which("python3.11")
     if exe is None:
         return None
-    probe = subprocess.run([exe, "-c", "import psycopg, langgraph, alembic"], capture_output=True)
+    probe = subprocess.run(
+        [
+            exe,
+            "-c",
+            "import sys, psycopg, langgraph, alembic; assert sys.version_info[:2] == (3, 11)",
+        ],
+        capture_output=True,
+    )
     return exe if probe.returncode == 0 else None
 
 
 @pytest.mark.skipif(
-    _python311_with_deps() is None, reason="no python3.11 with psycopg/langgraph/alembic installed"
+    _python311_with_deps() is None,
+    reason="no python3.11 with our dependencies (set PGSTORE_PY311=/path/to/python3.11)",
 )
 def test_real_python311_without_url(tmp_path: Path) -> None:
     exe = _python311_with_deps()
