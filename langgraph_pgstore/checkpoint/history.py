@@ -22,10 +22,10 @@ text-format bytea would triple the transfer time of these megabytes of blobs.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.base import Checkpoint, CheckpointTuple
 from langgraph.checkpoint.postgres.base import BasePostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg.rows import DictRow
@@ -215,16 +215,15 @@ def load_tuples(saver: BasePostgresSaver, rows: Sequence[DictRow]) -> Iterator[C
     """Build the tuples lazily, newest first, with one decoder shared by all rows."""
     decoder = BlobDecoder(saver.serde)
     for row in rows:
-        checkpoint = row["checkpoint"]
+        stored = row["checkpoint"]
+        values = {
+            **(stored.get("channel_values") or {}),
+            **decoder.channel_values(row["channel_values"]),
+        }
+        checkpoint = cast(Checkpoint, {**stored, "channel_values": values})
         yield CheckpointTuple(
             _config(row, row["checkpoint_id"]),
-            {
-                **checkpoint,
-                "channel_values": {
-                    **(checkpoint.get("channel_values") or {}),
-                    **decoder.channel_values(row["channel_values"]),
-                },
-            },
+            checkpoint,
             row["metadata"],
             _config(row, row["parent_checkpoint_id"]) if row["parent_checkpoint_id"] else None,
             saver._load_writes(row["pending_writes"]),

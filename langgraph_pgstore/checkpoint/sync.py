@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -120,6 +121,6 @@ class PgCheckpointer(PostgresSaver):
 
     def delete_stale_threads(
         self, older_than: timedelta | datetime, *, limit: int = 1000
-    ) -> list[str]:
+    ) -> builtins.list[str]:  # ``list`` is the method above
         """Retention: delete threads idle for longer than ``older_than``; returns their ids."""
         return run(self.conn, base.delete_stale_threads(older_than, limit=limit))
