@@ -255,11 +255,13 @@ def history(url: str, invokes: int, repeat: int) -> tuple[int, list[tuple[str, f
         db.mirror_messages = False
         writer = loop_graph().compile(checkpointer=pg)
         for i in range(invokes):
-            writer.invoke({"messages": [], "n": 0} if i == 0 else {"n": 0}, config)
+            # n carries on across invokes, so message ids stay unique and the list grows
+            writer.invoke({"messages": [], "n": 0} if i == 0 else {"n": i * STEPS}, config)
         ours_graph = loop_graph().compile(checkpointer=db.checkpointer)
         t_pg, theirs = _timed(lambda: list(writer.get_state_history(config)), repeat)
         t_ours, mine = _timed(lambda: list(ours_graph.get_state_history(config)), repeat)
         assert [s.values for s in mine] == [s.values for s in theirs]
+        assert len(mine[0].values["messages"]) == invokes * STEPS
         rows += [("PostgresSaver", t_pg), ("ours (PgCheckpointer)", t_ours)]
 
         async def alist(saver: Any) -> list[Any]:
