@@ -47,7 +47,7 @@ def seed_rows(url: str) -> dict[str, Any]:
                 conn.execute(
                     "INSERT INTO messages (session_id, position, role, content) "
                     "VALUES (%s, %s, %s, %s)",
-                    (sid, i, "human" if i % 2 == 0 else "ai", f"{name} message {i}"),
+                    (sid, i, "user" if i % 2 == 0 else "assistant", f"{name} message {i}"),
                 )
             ids["sessions"][name] = sid
         # alice: 4 runs (one failed, one 10 days old), bob: 1 run.
@@ -402,3 +402,53 @@ def test_grouped_stats(client: httpx.Client, host: httpx.Client) -> None:
     # Scoped: alice's totals only.
     scoped = host.get("/pgstore/stats", params={"by": "user"}, headers={"X-User": "alice"})
     assert [g["key"] for g in scoped.json()] == ["alice"]
+
+
+def test_a_real_recorded_run_end_to_end(db_url: str) -> None:
+    """A graph run through the checkpointer and telemetry, read back over HTTP."""
+    from langgraph.graph import START, MessagesState, StateGraph
+    from test_telemetry_fakes import UsageChatModel
+
+    from langgraph_pgstore import Database
+
+    llm = UsageChatModel()
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [llm.invoke(state["messages"])]}
+
+    def after(state: MessagesState) -> dict[str, Any]:
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("after", after)
+    builder.add_edge(START, "agent")
+    builder.add_edge("agent", "after")
+    run_id = uuid.uuid4()
+    with Database.connect(db_url) as db:
+        graph = db.telemetry.instrument(builder.compile(checkpointer=db.checkpointer, name="e2e"))
+        config = {
+            "run_id": run_id,
+            "metadata": {"user_id": "carol"},
+            "configurable": {"thread_id": "t-carol"},
+        }
+        graph.invoke({"messages": [("user", "hi")]}, config)
+        assert db.telemetry.flush(10)
+
+    with LiveServer(create_app(db_url)) as http:
+        runs = http.get("/runs", params={"thread_id": "t-carol"}).json()["items"]
+        assert [r["id"] for r in runs] == [str(run_id)]
+        assert runs[0]["graph_name"] == "e2e" and runs[0]["status"] == "success"
+        steps = http.get(f"/runs/{run_id}/steps").json()
+        assert [s["node_name"] for s in steps if s["kind"] == "node"] == ["agent", "after"]
+        calls = http.get(f"/runs/{run_id}/llm_calls").json()
+        assert [(c["request_model"], c["input_tokens"]) for c in calls] == [("gpt-4o-mini", 100)]
+        stats = http.get(f"/runs/{run_id}/stats").json()
+        assert stats["llm_calls"] == 1 and stats["cost_usd"] == pytest.approx(0.000027)
+        sessions = http.get("/sessions").json()["items"]
+        [session] = [s for s in sessions if s["thread_id"] == "t-carol"]
+        messages = http.get(f"/sessions/{session['id']}/messages").json()["items"]
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("user", "hi"),
+            ("assistant", "hello there"),
+        ]

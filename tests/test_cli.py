@@ -170,7 +170,7 @@ def test_sessions_list_and_show(db_url: str, seeded: dict[str, Any]) -> None:
     assert shown["messages"]["next_cursor"]
     human = cli("--url", db_url, "sessions", "show", sid)
     assert human.exit_code == 0
-    assert "alice message 4" in human.stdout and "human" in human.stdout
+    assert "alice message 4" in human.stdout and "assistant" in human.stdout
     assert cli("--url", db_url, "sessions", "show", str(uuid.uuid4())).exit_code == 2
 
 
