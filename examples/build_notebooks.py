@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent / "notebooks"
 # A chat model that needs no network: replies from the conversation it is given and reports
 # token usage the way real providers do (usage_metadata + response_metadata["model_name"]).
 FAKE_MODEL = '''\
-from typing import Any
+{imports}from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -55,6 +55,11 @@ class FakeChatModel(BaseChatModel):
 '''
 
 
+def fake_model(*imports: str) -> str:
+    """The fake-model cell source, with the notebook's own stdlib imports on top."""
+    return FAKE_MODEL.replace("{imports}", "".join(f"import {name}\n" for name in imports))
+
+
 def md(text: str) -> nbformat.NotebookNode:
     return new_markdown_cell(text.strip("\n"))
 
@@ -76,7 +81,7 @@ that restarts picks a conversation up exactly where it stopped.
 No API key needed: a small fake chat model stands in for the LLM.
 """),
         code(
-            FAKE_MODEL
+            fake_model()
             + '''
 
 class RememberingModel(FakeChatModel):
@@ -200,7 +205,7 @@ search. The embeddings here come from a real pretrained model that runs offline
 LangChain `Embeddings` (OpenAI, Cohere, ...) plugs in the same way.
 """),
         code(
-            FAKE_MODEL
+            fake_model()
             + """
 
 class MemoryAwareModel(FakeChatModel):
@@ -348,10 +353,8 @@ checkpoint, and the analysis goes into `chain_analysis_results` with one call.
 Offline: a scripted fake model plays both the interviewer and the analyst.
 """),
         code(
-            FAKE_MODEL
+            fake_model("json")
             + """
-
-import json
 
 QUESTIONS = [
     "What is the problem behaviour you want to look at?",
@@ -569,11 +572,8 @@ Offline: the fake model reports token usage and a real model name (`gpt-4o-mini`
 so that costs are computed from genai-prices' bundled price table.
 """),
         code(
-            FAKE_MODEL
+            fake_model("time")
             + """
-
-import time
-
 
 class SlowModel(FakeChatModel):
     \"\"\"Takes a little time per call, so the timeline below has something to show.\"\"\"
@@ -724,7 +724,7 @@ def table(rows, title):
     print(f"\\nper {title}:")
     print(f"  {'key':<12} {'runs':>4} {'calls':>5} {'in':>6} {'out':>5} {'cost USD':>10}")
     for r in rows:
-        print(f"  {str(r['key']):<12} {r['runs']:>4} {r['llm_calls']:>5} {r['input_tokens']:>6} "
+        print(f"  {r['key']!s:<12} {r['runs']:>4} {r['llm_calls']:>5} {r['input_tokens']:>6} "
               f"{r['output_tokens']:>5} {r['cost_usd']:>10.6f}")
 
 
@@ -764,7 +764,7 @@ for y, s in enumerate(steps):
 ax.set_yticks(range(len(lanes)), lanes)
 ax.invert_yaxis()
 ax.set_xlabel("ms since the run started")
-ax.set_title(f"run {str(run['id'])[:8]}: nodes (blue), tools (orange), LLM calls (green)")
+ax.set_title(f"run {run['id']!s:.8}: nodes (blue), tools (orange), LLM calls (green)")
 plt.tight_layout()
 plt.show()
 """),
@@ -784,8 +784,8 @@ failing = db.telemetry.instrument(
 )
 try:
     failing.invoke({"question": "?"}, {"metadata": {"user_id": "grace"}})
-except TimeoutError:
-    pass
+except TimeoutError as exc:
+    print("the graph raised:", repr(exc))
 db.telemetry.flush(timeout=30)
 
 errors = db.telemetry.list_runs(status="error")["runs"]
