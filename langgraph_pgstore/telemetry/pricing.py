@@ -26,6 +26,7 @@ def _known(model: str, provider: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=16_384)
 def cost_usd(
     model: str | None,
     provider: str | None,
@@ -34,7 +35,11 @@ def cost_usd(
     cache_read_tokens: int | None = None,
     cache_write_tokens: int | None = None,
 ) -> Decimal | None:
-    """Price of one call; ``input_tokens`` includes cached ones (LangChain's convention)."""
+    """Price of one call; ``input_tokens`` includes cached ones (LangChain's convention).
+
+    A genai-prices lookup costs ~0.1-1 ms of the writer thread's CPU (and GIL); repeated
+    (model, usage) combinations are served from a cache.
+    """
     if not model or input_tokens is None or output_tokens is None:
         return None
     provider_id = _known(model, provider)

@@ -258,8 +258,15 @@ def _default(obj: Any) -> Any:
     return repr(obj)[:200]
 
 
+def _identity(text: str) -> str:
+    return text
+
+
 def summarize(obj: Any, max_chars: int) -> Jsonb | None:
-    """A JSON value for ``obj``, replaced by a truncated preview when longer than ``max_chars``."""
+    """A JSON value for ``obj``, replaced by a truncated preview when longer than ``max_chars``.
+
+    Serialised once here; psycopg sends the text as is (no second dump).
+    """
     if obj is None:
         return None
     try:
@@ -269,7 +276,7 @@ def summarize(obj: Any, max_chars: int) -> Jsonb | None:
     text = text.replace("\\u0000", "")  # PostgreSQL jsonb rejects NUL
     if len(text) > max_chars:
         return Jsonb({"__truncated__": True, "chars": len(text), "preview": text[:max_chars]})
-    return Jsonb(json.loads(text))
+    return Jsonb(text, dumps=_identity)
 
 
 def _ts(t: float | None) -> datetime | None:
