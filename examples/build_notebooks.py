@@ -10,6 +10,7 @@ them all.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -121,6 +122,8 @@ config = {"configurable": {"thread_id": "chat-with-ada"}}
 
 with langgraph_pgstore.connect() as db:
     print("database:", db.redacted_url)  # passwords never printed
+    for thread_id in ("chat-with-ada", "someone-else"):  # start clean when run again
+        db.checkpointer.delete_thread(thread_id)
     graph = builder.compile(checkpointer=db.checkpointer)
     for text in ["My name is Ada.", "I like PostgreSQL."]:
         result = graph.invoke({"messages": [("user", text)]}, config)
@@ -227,6 +230,12 @@ from langgraph_pgstore.memory import UniversalSentenceEncoder
 db = langgraph_pgstore.Database.open()  # like connect(), without a `with` block; closed below
 embeddings = UniversalSentenceEncoder()
 store = db.memory(index={"dims": embeddings.dims, "embed": embeddings, "fields": ["text"]})
+
+# Start clean when the notebook runs again on the same database.
+for item in store.search(("memories",), limit=1000):
+    store.delete(item.namespace, item.key)
+for thread_id in ("ada-monday", "ada-friday", "bob-friday"):
+    db.checkpointer.delete_thread(thread_id)
 """),
         md("""
 ## The graph: one node saves memories, the same node recalls them
@@ -412,6 +421,8 @@ import langgraph_pgstore
 from langgraph_pgstore.conversations import ChainAnalysis
 
 db = langgraph_pgstore.Database.open()  # DATABASE_URL, or the embedded server
+if earlier := db.conversations.find_user(external_id="sam"):  # start clean when run again
+    db.conversations.purge_user(earlier)
 interviewer, analyst = Interviewer(), Analyst(model_name="gpt-4o")
 
 
@@ -660,12 +671,14 @@ builder = (
         md("## Record a few runs"),
         code("""
 import uuid
+from datetime import UTC, datetime
 
 import langgraph_pgstore
 
 db = langgraph_pgstore.Database.open()  # DATABASE_URL, or the embedded server
 graph = db.telemetry.instrument(builder.compile(checkpointer=db.checkpointer, name="research"))
 
+since = datetime.now(UTC)  # the reports below cover this notebook's runs only
 run_ids = []
 for i, user in enumerate(["ada", "ada", "grace"]):
     run_id = uuid.uuid4()  # optional: lets us find the run afterwards
@@ -728,10 +741,10 @@ def table(rows, title):
               f"{r['output_tokens']:>5} {r['cost_usd']:>10.6f}")
 
 
-by_model = db.telemetry.stats(by="model")
+by_model = db.telemetry.stats(by="model", since=since)
 table(by_model, "model")
-table(db.telemetry.stats(by="user"), "user")
-table(db.telemetry.stats(by="day"), "day (UTC)")
+table(db.telemetry.stats(by="user", since=since), "user")
+table(db.telemetry.stats(by="day", since=since), "day (UTC)")
 
 assert {r["key"] for r in by_model} == {"gpt-4o-mini", "gpt-4o"}
 # gpt-4o costs more per token than gpt-4o-mini: the bigger model dominates the bill.
@@ -788,13 +801,13 @@ except TimeoutError as exc:
     print("the graph raised:", repr(exc))
 db.telemetry.flush(timeout=30)
 
-errors = db.telemetry.list_runs(status="error")["runs"]
+errors = db.telemetry.list_runs(status="error", since=since)["runs"]
 print([(r["graph_name"], r["user_id"], r["error_type"], r["error_message"]) for r in errors])
 assert len(errors) == 1 and errors[0]["error_type"] == "TimeoutError"
 
-page = db.telemetry.list_runs(limit=2)
+page = db.telemetry.list_runs(limit=2, since=since)
 print(len(page["runs"]), "runs on the first page, next cursor:", page["next_cursor"] is not None)
-rest = db.telemetry.list_runs(limit=10, cursor=page["next_cursor"])["runs"]
+rest = db.telemetry.list_runs(limit=10, cursor=page["next_cursor"], since=since)["runs"]
 assert len(page["runs"]) + len(rest) == 4
 db.close()
 """),
@@ -809,8 +822,8 @@ NOTEBOOKS = {
 }
 
 
-def build(names: list[str] | None = None) -> list[Path]:
-    """Write the notebooks (all, or those named) and return their paths."""
+def build(names: list[str] | None = None, out: Path = HERE) -> list[Path]:
+    """Write the notebooks (all, or those named) into ``out``, ruff-formatted; return paths."""
     written = []
     for name, cells in NOTEBOOKS.items():
         if names and name not in names:
@@ -824,11 +837,14 @@ def build(names: list[str] | None = None) -> list[Path]:
             "language": "python",
         }
         nb.metadata["language_info"] = {"name": "python"}
-        path = HERE / name
+        path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.validate(nb)
         nbformat.write(nb, path)
         written.append(path)
+    if written:  # cells then pass `ruff format --check` like the rest of the tree
+        ruff = [sys.executable, "-m", "ruff", "format", "-q"]
+        subprocess.run([*ruff, *map(str, written)], check=True)
     return written
 
 
