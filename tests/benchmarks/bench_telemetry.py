@@ -64,26 +64,30 @@ def rss_kib() -> int:
     return 0
 
 
-def timed_sync(graph: Any) -> float:
-    t = time.perf_counter()
+def timed_sync(graph: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this thread): CPU is immune to the other load on the box."""
+    t, c = time.perf_counter(), time.thread_time()
     graph.invoke({"x": []})
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.thread_time() - c
 
 
-async def timed_async(graph: Any) -> float:
-    t = time.perf_counter()
+async def timed_async(graph: Any) -> tuple[float, float]:
+    t, c = time.perf_counter(), time.thread_time()
     await graph.ainvoke({"x": []})
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.thread_time() - c
 
 
-def overhead(db: Database, n_invocations: int) -> list[tuple[str, float, float, float]]:
+Row = tuple[str, float, float, float, float, float, float, float]
+
+
+def overhead(db: Database, n_invocations: int) -> list[Row]:
     rows = []
     for nodes in (2, 20):
         off = build(nodes)
         on = db.telemetry.instrument(build(nodes))
         for mode in ("invoke", "ainvoke"):
-            t_off: list[float] = []
-            t_on: list[float] = []
+            t_off: list[tuple[float, float]] = []
+            t_on: list[tuple[float, float]] = []
             for g in (off, on):  # warm-up
                 for _ in range(5):
                     g.invoke({"x": []}) if mode == "invoke" else asyncio.run(timed_async(g))
@@ -105,8 +109,23 @@ def overhead(db: Database, n_invocations: int) -> list[tuple[str, float, float, 
 
                 asyncio.run(loop())
             db.telemetry.flush(60)
-            m_off, m_on = statistics.median(t_off), statistics.median(t_on)
-            rows.append((f"{nodes}-node {mode}", m_off * 1e3, m_on * 1e3, m_on / m_off))
+            w_off = statistics.median(w for w, _ in t_off)
+            w_on = statistics.median(w for w, _ in t_on)
+            paired = statistics.median(a[0] / b[0] for a, b in zip(t_on, t_off, strict=True))
+            c_off = statistics.median(c for _, c in t_off)
+            c_on = statistics.median(c for _, c in t_on)
+            rows.append(
+                (
+                    f"{nodes}-node {mode}",
+                    w_off * 1e3,
+                    w_on * 1e3,
+                    w_on / w_off,
+                    paired,
+                    c_off * 1e3,
+                    c_on * 1e3,
+                    c_on / c_off,
+                )
+            )
     return rows
 
 
@@ -222,9 +241,15 @@ def main() -> None:
         migrate(url)
         with Database.connect(url, migrate=False) as db:
             print(f"telemetry overhead, median of {n_invocations(n_inv)} interleaved invocations")
-            print(f"{'case':<18}{'off ms':>10}{'on ms':>10}{'ratio':>8}")
-            for case, off, on, ratio in overhead(db, n_inv):
-                print(f"{case:<18}{off:>10.3f}{on:>10.3f}{ratio:>7.3f}x")
+            print(
+                f"{'case':<17}{'wall off':>9}{'wall on':>9}{'ratio':>8}{'paired':>8}"
+                f"{'cpu off':>9}{'cpu on':>9}{'ratio':>8}   (ms; anchor = off)"
+            )
+            for case, w0, w1, wr, pr, c0, c1, cr in overhead(db, n_inv):
+                print(
+                    f"{case:<17}{w0:>9.3f}{w1:>9.3f}{wr:>7.3f}x{pr:>7.3f}x"
+                    f"{c0:>9.3f}{c1:>9.3f}{cr:>7.3f}x"
+                )
             events, rate = writer_rate(db, 500 if args.quick else 3_000)
             print(
                 f"\nwriter: {events} events (1 run + 4 steps + 4 LLM calls per run) "
