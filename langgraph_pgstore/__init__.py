@@ -17,6 +17,7 @@ from .errors import (
 )
 from .health import HealthReport
 from .memory import AsyncPgMemoryStore, DedupConfig, PgMemoryStore, RankingConfig
+from .telemetry import AsyncTelemetry, Telemetry
 
 connect = Database.connect
 aconnect = AsyncDatabase.connect
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncDatabase",
     "AsyncPgCheckpointer",
     "AsyncPgMemoryStore",
+    "AsyncTelemetry",
     "ChainAnalysis",
     "ChainLink",
     "ConfigurationError",
@@ -46,6 +48,7 @@ __all__ = [
     "RankingConfig",
     "SerializationError",
     "Settings",
+    "Telemetry",
     "aconnect",
     "connect",
     "redact_dsn",
