@@ -137,10 +137,20 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%m-%d %H:%M:%S")
     if isinstance(value, float | Decimal):
         return f"{float(value):.6g}"
     return str(value)
+
+
+#: Short column headers, so tables fit an 80-column terminal.
+LABELS = {
+    "duration_ms": "ms", "latency_ms": "ms", "graph_name": "graph", "thread_id": "thread",
+    "started_at": "started", "updated_at": "updated", "message_count": "msgs",
+    "user_external_id": "user", "input_tokens": "in", "output_tokens": "out",
+    "total_tokens": "tokens", "cost_usd": "usd", "cost_unknown_calls": "unpriced",
+    "llm_calls": "calls", "request_model": "model", "step_number": "#", "node_name": "node",
+}  # fmt: skip
 
 
 def _duration_ms(row: dict[str, Any]) -> float | None:
@@ -156,8 +166,8 @@ def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) ->
     table = Table(title=title, show_lines=False)
     for col in columns:
         # Ids stay whole so they can be copied into the next command.
-        ident = col in ("id", "key", "request_model") or col.endswith("_id")
-        table.add_column(col, no_wrap=ident, min_width=36 if col == "id" else None)
+        ident = col in ("id", "key", "request_model")
+        table.add_column(LABELS.get(col, col), no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in columns))
     return table
@@ -176,7 +186,9 @@ def migrate(json_out: JsonOpt = False) -> None:
         if json_out:
             _print_json({"url": db.redacted_url, "revision": revision})
         else:
-            out.print(f"{db.redacted_url} is at revision {revision}", highlight=False)
+            out.print(
+                f"{db.redacted_url} is at revision {revision}", highlight=False, soft_wrap=True
+            )
 
 
 def _report_table(report: HealthReport) -> Table:
@@ -279,7 +291,7 @@ def embedded_status_cmd(data_dir: DataDirOpt = None, json_out: JsonOpt = False) 
 
 # -- runs ---------------------------------------------------------------------------------
 
-RUN_COLUMNS = ["id", "status", "graph_name", "thread_id", "user_id", "started_at", "duration_ms"]
+RUN_COLUMNS = ["id", "status", "graph_name", "thread_id", "started_at", "duration_ms"]
 STEP_COLUMNS = ["step_number", "node_name", "kind", "status", "started_at", "duration_ms"]
 CALL_COLUMNS = [
     "request_model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms",
@@ -331,7 +343,9 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
         _print_json(details)
         return
     run_row = details["run"]
-    head = _table(f"run {run_row['id']}", RUN_COLUMNS[1:], [run_row])
+    head = _table(
+        f"run {run_row['id']}", [*RUN_COLUMNS[1:4], "user_id", *RUN_COLUMNS[4:]], [run_row]
+    )
     out.print(head)
     if run_row.get("error_message"):
         out.print(f"[red]{run_row['error_type']}[/red]: {run_row['error_message']}")
@@ -343,7 +357,12 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
 def _print_stats(stats: dict[str, Any]) -> None:
     keys = ["step_count", "tool_calls", "llm_calls", "input_tokens", "output_tokens",
             "total_tokens", "cost_usd", "cost_unknown_calls", "duration_ms"]  # fmt: skip
-    out.print(_table("totals", keys, [stats]))
+    totals = Table(title="totals", show_header=False)
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    for key in keys:
+        totals.add_row(key, _fmt(stats.get(key)))
+    out.print(totals)
     if stats["models"]:
         out.print(
             _table("by model", ["model", "calls", "total_tokens", "cost_usd"], stats["models"])

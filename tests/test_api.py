@@ -238,6 +238,9 @@ def test_readiness_503_when_pool_is_gone(db_url: str) -> None:
         assert r.status_code == 503
         assert r.json()["status"] == "not_ready"
         assert http.get("/pgstore/health/liveness").status_code == 200
+        # Reads answer 503 too, without leaking the driver's message.
+        runs = http.get("/pgstore/runs")
+        assert runs.status_code == 503 and runs.json() == {"detail": "database unavailable"}
 
 
 def _loop_of(db: AsyncDatabase) -> Any:
