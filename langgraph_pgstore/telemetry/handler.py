@@ -52,7 +52,7 @@ class _Root:
 class _Entry:
     __slots__ = ("first_token", "kind", "name", "provider", "root", "started", "step_id")
 
-    def __init__(self, root: _Root, step_id: UUID | None, kind: int, name: str = "") -> None:
+    def __init__(self, root: _Root, step_id: UUID | None, kind: int, name: str | None = "") -> None:
         self.root = root
         self.step_id = step_id
         self.kind = kind
@@ -283,7 +283,7 @@ class TelemetryHandler(BaseCallbackHandler):
     ) -> None:
         self._llm_start("text_completion", run_id, parent_run_id, metadata, kwargs)
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         entry = self._entries.get(run_id)
         if entry is not None and entry.first_token is None:
             entry.first_token = time.time()
