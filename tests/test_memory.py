@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp, SearchOp
+from psycopg import sql
 
 from langgraph_pgstore import Database, InvalidInput
 from langgraph_pgstore.memory import DedupConfig, RankingConfig
@@ -189,17 +190,21 @@ def test_filtered_vector_search_fills_limit_and_uses_index(db: Database) -> None
     # only 1% match; ef_search=10 alone would return ~0 matches without iterative scans
     res = s.search(("docs",), query="q", filter={"g": 7}, limit=20)
     assert len(res) == 20 and all(r.value["g"] == 7 for r in res)
+    # EXPLAIN the store's own query with a filter keeping 10%: it must walk the HNSW index
+    with db.pool.connection() as c:
+        c.execute("ANALYZE memory_items")
+        c.execute("ANALYZE memory_vectors")
+    op = SearchOp(("docs",), {"g": {"$lt": 10}}, 10, 0, "q")
+    where, params = s.core._filter_sql(op)
+    gen = s.core._vector_hits(where, params, np.asarray(embed(["q"])[0], np.float32), 10)
+    setting = next(gen)
+    query = gen.send([])
     with db.pool.connection() as c, c.transaction():
-        c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        c.execute(setting.sql, setting.params)
         plan = "\n".join(
-            r["QUERY PLAN"]
-            for r in c.execute(
-                "EXPLAIN SELECT key FROM memory_vectors WHERE dims = 32 "
-                "ORDER BY embedding::vector(32) <=> %s::vector(32) LIMIT 10",
-                (str([0.1] * 32),),
-            )
+            r["QUERY PLAN"] for r in c.execute(sql.SQL("EXPLAIN ") + query.sql, query.params)
         )
-    assert "ix_dyn_memory_vectors_hnsw_32" in plan
+    assert "ix_dyn_memory_vectors_hnsw_32" in plan, plan
 
 
 def test_keyword_and_hybrid(db: Database) -> None:

@@ -117,8 +117,9 @@ VALUES (%s, %s, %s, %s, %b::vector)
 """
 SET_ITERATIVE = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.ef_search', %s, true)"
+    "set_config('hnsw.ef_search', %s, true), set_config('enable_sort', 'off', true)"
 )
+RESET_SORT = "SELECT set_config('enable_sort', 'on', true)"
 FIND_DUPLICATES = """
 SELECT u.ord, d.key AS dup_key, d.value AS dup_value
 FROM unnest(%(ord)s::int[], %(prefix)s::text[], %(key)s::text[], %(source)s::text[],
@@ -825,23 +826,34 @@ class StoreCore:
     def _vector_hits(
         self, where: sql.Composable, params: list[Any], qv: np.ndarray, k: int
     ) -> DbOp[list[tuple[Any, float]]]:
+        """Walk the HNSW index with iterative scans (filters can't starve the result); if a
+        very selective filter still leaves fewer than ``k`` rows, rank its matches exactly."""
         fan = max(len(self.fields), 1)
         cand = max(k * fan, 1)
-        yield Query(SET_ITERATIVE, (str(max(self.ef_search, cand)),))
+        vt = _Vec(qv)
         d = sql.Literal(self.dims)
-        q = sql.SQL(
+        # enable_sort=off: JSON filters have no statistics, so the planner guesses they are
+        # very selective and sorts the matches; we want the ordered index walk instead.
+        yield Query(SET_ITERATIVE, (str(max(self.ef_search, cand)),))
+        indexed = sql.SQL("v.embedding::vector({d}) <=> %b::vector({d})").format(d=d)
+        rows = yield Query(self._vector_sql(indexed, where), [vt, *params, vt, cand, k])
+        yield Query(RESET_SORT)
+        if len(rows) < k and params:
+            exact = sql.SQL("cosine_distance(v.embedding, %b::vector)")
+            rows = yield Query(self._vector_sql(exact, where), [vt, *params, vt, cand, k])
+        return [(r, 1.0 - float(r["dist"])) for r in rows]
+
+    def _vector_sql(self, dist: sql.Composable, where: sql.Composable) -> sql.Composable:
+        return sql.SQL(
             "WITH c AS MATERIALIZED ("
-            " SELECT v.prefix, v.key, v.embedding::vector({d}) <=> %b::vector({d}) AS dist"
+            " SELECT v.prefix, v.key, {dist} AS dist"
             " FROM memory_vectors v JOIN memory_items i ON i.prefix = v.prefix AND i.key = v.key"
             " WHERE v.dims = {d} AND {w}"
-            " ORDER BY v.embedding::vector({d}) <=> %b::vector({d}) LIMIT %s)"
+            " ORDER BY {dist} LIMIT %s)"
             " SELECT {cols}, i.importance, min(c.dist) AS dist FROM c"
             " JOIN memory_items i ON i.prefix = c.prefix AND i.key = c.key"
             " GROUP BY i.prefix, i.key ORDER BY dist LIMIT %s"
-        ).format(d=d, w=where, cols=sql.SQL(ITEM_COLUMNS))
-        vt = _Vec(qv)
-        rows = yield Query(q, [vt, *params, vt, cand, k])
-        return [(r, 1.0 - float(r["dist"])) for r in rows]
+        ).format(dist=dist, d=sql.Literal(self.dims), w=where, cols=sql.SQL(ITEM_COLUMNS))
 
     def _keyword_hits(
         self, where: sql.Composable, params: list[Any], query: str, k: int
