@@ -7,10 +7,11 @@ from typing import Annotated, Any, TypedDict
 import ormsgpack
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
+from langgraph.graph.message import _messages_delta_reducer, add_messages
 
 from langgraph_pgstore import AsyncDatabase, Database
 from langgraph_pgstore.checkpoint.history import split_ext_array
@@ -118,3 +119,27 @@ def test_split_ext_array_splits_arrays_of_ext_records() -> None:
 @pytest.mark.parametrize("value", [[1, 2], "text", {"a": 1}, [ormsgpack.Ext(5, b"x"), 3], None])
 def test_split_ext_array_refuses_anything_else(value: Any) -> None:
     assert split_ext_array(ormsgpack.packb(value)) is None
+
+
+class DeltaState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer)]
+    n: int
+
+
+def test_delta_channel_history_matches_postgres_saver(db_url: str) -> None:
+    """LangGraph's DeltaChannel (beta) works with ours: same state and history as upstream."""
+    builder = StateGraph(DeltaState)
+    builder.add_node("ai", lambda s: _ai(s))  # unannotated: input schema is DeltaState
+    builder.add_node("human", lambda s: _human(s))
+    builder.add_edge(START, "ai")
+    builder.add_edge("ai", "human")
+    builder.add_conditional_edges("human", lambda s: "ai" if s["n"] % 12 else END, ["ai", END])
+    with Database.connect(db_url, max_size=2) as db:
+        db.mirror_messages = False
+        ours = builder.compile(checkpointer=db.checkpointer)
+        ours.invoke({"messages": [HumanMessage(content="start", id="s")], "n": 0}, CONFIG)
+        mine = list(ours.get_state_history(CONFIG))
+        with PostgresSaver.from_conn_string(db_url) as saver:
+            theirs = list(builder.compile(checkpointer=saver).get_state_history(CONFIG))
+    assert [_snapshot_key(s) for s in mine] == [_snapshot_key(s) for s in theirs]
+    assert [m.content for m in mine[0].values["messages"]][-1] == "human 11"
