@@ -222,6 +222,9 @@ def test_health_503_when_schema_missing(fresh_db_url: str) -> None:
         # Liveness does not touch the database; readiness only needs a connection.
         assert http.get("/health/liveness").status_code == 200
         assert http.get("/health/readiness").status_code == 200
+        # Reads say what the operator must do.
+        runs = http.get("/runs")
+        assert runs.status_code == 503 and "migrate" in runs.json()["detail"]
 
 
 def test_readiness_503_when_pool_is_gone(db_url: str) -> None:

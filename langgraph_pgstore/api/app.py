@@ -19,7 +19,7 @@ import psycopg
 
 from .._ops import Op, arun
 from ..database import AsyncDatabase
-from ..errors import DatabaseUnavailable, InvalidInput, NotFound, PgStoreError
+from ..errors import DatabaseUnavailable, InvalidInput, MigrationError, NotFound, PgStoreError
 from . import queries
 
 __all__ = ["create_app", "create_router"]
@@ -64,6 +64,8 @@ def create_router(
             raise HTTPException(422, str(exc)) from exc
         except DatabaseUnavailable as exc:
             raise HTTPException(503, "database unavailable") from exc
+        except MigrationError as exc:  # an operator's fix, not the caller's: "try later"
+            raise HTTPException(503, str(exc)) from exc
         except PgStoreError as exc:
             raise HTTPException(500, str(exc)) from exc
 
