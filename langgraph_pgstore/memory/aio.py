@@ -60,7 +60,7 @@ class AsyncPgMemoryStore(BaseStore):
             "AsyncPgMemoryStore is async-only; use abatch/aget/aput/asearch, or PgMemoryStore"
         )
 
-    async def asearch(  # type: ignore[override]
+    async def asearch(
         self,
         namespace_prefix: tuple[str, ...],
         /,

@@ -843,7 +843,7 @@ class StoreCore:
             rows = yield Query(self._vector_sql(exact, where), [vt, *params, vt, cand, k])
         return [(r, 1.0 - float(r["dist"])) for r in rows]
 
-    def _vector_sql(self, dist: sql.Composable, where: sql.Composable) -> sql.Composable:
+    def _vector_sql(self, dist: sql.Composable, where: sql.Composable) -> sql.Composed:
         return sql.SQL(
             "WITH c AS MATERIALIZED ("
             " SELECT v.prefix, v.key, {dist} AS dist"

@@ -61,7 +61,7 @@ class PgMemoryStore(BaseStore):
 
         return await asyncio.to_thread(self.batch, list(ops))
 
-    def search(  # type: ignore[override]
+    def search(
         self,
         namespace_prefix: tuple[str, ...],
         /,
