@@ -170,3 +170,28 @@ def test_schema_option_puts_every_table_in_that_schema(
     assert our_revision(fresh_db_url, "agent_store") == [head_revision()]
     assert migrate(fresh_db_url) == head_revision()  # idempotent there too
     alembic_check(fresh_db_url, "agent_store")
+
+
+def test_schema_option_at_run_time(fresh_db_url: str) -> None:
+    """Database.connect(schema=...) migrates into that schema and the checkpointer writes there."""
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    from langgraph_pgstore import Database
+
+    def reply(state: MessagesState) -> dict[str, list[tuple[str, str]]]:
+        return {"messages": [("ai", "ok")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    with Database.connect(fresh_db_url, schema="tenant_a", max_size=2) as db:
+        graph = builder.compile(checkpointer=db.checkpointer)
+        graph.invoke({"messages": [("human", "hi")]}, {"configurable": {"thread_id": "s1"}})
+        assert db.health().ok
+    with psycopg.connect(fresh_db_url) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM tenant_a.checkpoints WHERE thread_id = 's1'"
+        ).fetchone()
+        assert count is not None and count[0] >= 2
+    assert not ({"checkpoints", "sessions"} & tables(fresh_db_url, "public"))
