@@ -524,10 +524,11 @@ FROM sessions s
 JOIN users u ON u.id = s.user_id
 JOIN messages m ON m.session_id = s.id AND m.removed_at IS NULL
 LEFT JOIN chain_analysis_results a ON a.session_id = s.id
+WHERE u.external_id = %s
 GROUP BY u.external_id, s.thread_id, a.chain_links, a.summary
 \"\"\"
 with db.pool.connection() as conn:
-    rows = conn.execute(REPORT).fetchall()
+    rows = conn.execute(REPORT, ("sam",)).fetchall()
 for row in rows:
     print(row)
 assert rows[0]["links"] == 4 and rows[0]["messages"] == 12
