@@ -115,11 +115,24 @@ INSERT_VECTOR = """
 INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding)
 VALUES (%s, %s, %s, %s, %b::vector)
 """
+# Planner knobs for the vector query only (reset right after): JSON filters have no
+# statistics, so without them the planner guesses "very selective", sorts the matches or
+# joins them by scanning memory_items, instead of walking the HNSW index and probing the PK.
+_VECTOR_KNOBS = (
+    "enable_sort",
+    "enable_seqscan",
+    "enable_material",
+    "enable_hashjoin",
+    "enable_mergejoin",
+)
 SET_ITERATIVE = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.ef_search', %s, true), set_config('enable_sort', 'off', true)"
+    "set_config('hnsw.ef_search', %s, true), "
+    + ", ".join(f"set_config('{k}', 'off', true)" for k in _VECTOR_KNOBS)
 )
-RESET_SORT = "SELECT set_config('enable_sort', 'on', true)"
+RESET_SORT = "SELECT " + ", ".join(f"set_config('{k}', 'on', true)" for k in _VECTOR_KNOBS)
+#: Access stats and TTL refreshes on reads are bookkeeping: don't wait for a WAL flush.
+ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 FIND_DUPLICATES = """
 SELECT u.ord, d.key AS dup_key, d.value AS dup_value
 FROM unnest(%(ord)s::int[], %(prefix)s::text[], %(key)s::text[], %(source)s::text[],
@@ -607,6 +620,8 @@ class StoreCore:
         puts = {(n): op for n, op in enumerate(ops) if isinstance(op, PutOp)}
         if puts:
             yield from self._put_op(puts, emb, vectors)
+        elif self.track_access or self.ttl_config is not None:
+            yield Query(ASYNC_COMMIT)  # reads only: their writes are access bookkeeping
         for n, op in enumerate(ops):
             if isinstance(op, GetOp):
                 results[n] = yield from self._get_op(op)
