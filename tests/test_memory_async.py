@@ -67,3 +67,14 @@ async def test_async_graph_uses_store(adb: AsyncDatabase) -> None:
     )
     out = await graph.ainvoke({"messages": [("user", "dog")]}, {"configurable": {"thread_id": "b"}})
     assert out["messages"][-1].content == "the dog barks"
+
+
+async def test_sync_calls_from_worker_thread(adb: AsyncDatabase) -> None:
+    """A sync node in an async graph runs in a thread and calls store.put/get."""
+    s = adb.store
+    await s.setup()
+    await asyncio.to_thread(s.put, ("w",), "k", {"v": 1})
+    item = await asyncio.to_thread(s.get, ("w",), "k")
+    assert item is not None and item.value == {"v": 1}
+    with pytest.raises(InvalidInput):
+        s.get(("w",), "k")  # on the loop itself: refused instead of deadlocking

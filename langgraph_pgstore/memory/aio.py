@@ -11,6 +11,7 @@ import numpy as np
 from langgraph.store.base import BaseStore, Op, Result, SearchItem
 
 from .._ops import AConn, arun
+from ..errors import InvalidInput
 from .base import SearchMode, StoreCore, search_op
 from .options import StoreOptions
 
@@ -28,9 +29,11 @@ class AsyncPgMemoryStore(BaseStore):
         self.ttl_config = self.core.ttl_config
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def setup(self) -> None:
         """Detect pgvector and create this store's HNSW index (idempotent, done on first use)."""
+        self._loop = asyncio.get_running_loop()
         async with self._lock:
             if self.core._has_vector is None:
                 self.core._has_vector = await arun(self.conn, self.core.setup_op())
@@ -48,17 +51,28 @@ class AsyncPgMemoryStore(BaseStore):
         return self.core.check_vectors(out, len(texts))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        if self.core._has_vector is None:
+        if self.core._has_vector is None or self._loop is None:
             await self.setup()
         ops, emb = self.core.prepare(ops)
         vectors = await self._vectors(emb.texts, emb.queries)
         return await arun(self.conn, self.core.batch_op(ops, emb, vectors))
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """Sync calls from another thread (e.g. a sync node in an async graph)."""
-        raise NotImplementedError(
-            "AsyncPgMemoryStore is async-only; use abatch/aget/aput/asearch, or PgMemoryStore"
-        )
+        """Sync calls from another thread (e.g. a sync node of an async graph), run on the
+        event loop that owns the pool. Calling it on that loop itself would deadlock."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise InvalidInput(
+                "AsyncPgMemoryStore.batch needs the store to have been used from its event "
+                "loop first (await store.setup()); prefer abatch/aget/aput/asearch"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise InvalidInput("sync store calls on the event loop would deadlock; use await")
+        return asyncio.run_coroutine_threadsafe(self.abatch(list(ops)), loop).result()
 
     async def asearch(
         self,
