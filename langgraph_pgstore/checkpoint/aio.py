@@ -88,6 +88,11 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
     ) -> None:
         await super().aput_writes(config, writes, task_id, task_path)
 
+    @base.atranslated
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """AsyncPostgresSaver's, with driver errors (NUL bytes, bad Unicode) as ours."""
+        return await super().aget_tuple(config)
+
     async def alist(
         self,
         config: RunnableConfig | None,

@@ -92,6 +92,11 @@ class PgCheckpointer(PostgresSaver):
     ) -> None:
         super().put_writes(config, writes, task_id, task_path)
 
+    @base.translated
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """PostgresSaver's, with driver errors (NUL bytes, bad Unicode in ids) as ours."""
+        return super().get_tuple(config)
+
     def list(
         self,
         config: RunnableConfig | None,
