@@ -13,12 +13,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from pgtest import TEMPLATE, url_for
 
 from langgraph_pgstore import AsyncDatabase, Database
 from langgraph_pgstore.migrate import migrate
 
-TEMPLATE = f"pgstore_tpl_{os.getpid()}"  # per pytest process: parallel runs never collide
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,10 +33,6 @@ def server_url() -> Iterator[str]:
     data_dir = Path(os.environ.get("PGSTORE_TEST_DATA_DIR", ROOT / ".pgstore-test" / "pg17"))
     server = EmbeddedServer.start(data_dir)
     yield server.url
-
-
-def url_for(server_url: str, dbname: str) -> str:
-    return make_conninfo(server_url, dbname=dbname)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from conftest import TEMPLATE, url_for
 from fastapi import FastAPI, Header, HTTPException
+from pgtest import TEMPLATE, url_for
 from psycopg.types.json import Jsonb
 
 from langgraph_pgstore import AsyncDatabase
