@@ -158,6 +158,29 @@ with langgraph_pgstore.connect() as db:
     history = list(graph.get_state_history(config))
 """),
         md("""
+## A different process sees the same thread
+
+Not just a reopened pool: a separate Python process reads the thread's latest checkpoint
+from the same database.
+"""),
+        code('''
+import subprocess
+import sys
+import textwrap
+
+child = textwrap.dedent("""
+    import langgraph_pgstore
+
+    with langgraph_pgstore.connect() as db:
+        saved = db.checkpointer.get_tuple({"configurable": {"thread_id": "chat-with-ada"}})
+        for message in saved.checkpoint["channel_values"]["messages"]:
+            print(f"{message.type}: {message.content}")
+""")
+seen = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+print(seen.stdout)
+assert seen.stdout.splitlines()[-1] == "ai: Your name is Ada."
+'''),
+        md("""
 ## The thread's history
 
 `get_state_history` lists every checkpoint, newest first: one per step (the input, then the
