@@ -97,6 +97,14 @@ class Settings:
     check_connection: bool = True
     data_dir: Path = field(default_factory=default_data_dir)
 
+    def __repr__(self) -> str:
+        """The dataclass repr, with the URL's password redacted (settings get logged)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.url:
+            values["url"] = redact_dsn(self.url)
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        return f"Settings({shown})"
+
     @classmethod
     def resolve(cls, url: str | None = None, **options: Any) -> Settings:
         """Merge explicit options over ``PGSTORE_*`` / ``DATABASE_URL`` over defaults."""
