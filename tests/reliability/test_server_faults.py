@@ -72,12 +72,17 @@ def _run_with_fault(db_url: str, fault: Callable[[Database], float]) -> dict[str
                     failed_threads.add(tid)
                     recovered.wait(30)
                     time.sleep(0.05)
-                    # resume from the last committed checkpoint, or start if none committed
-                    try:
-                        has_state = bool(graph.get_state(cfg).values)
-                    except Exception as exc2:
-                        errors.append(exc2)
-                        continue
+                    # resume from the last committed checkpoint, or start if none committed;
+                    # deciding needs a successful read, so retry the read until it works
+                    for _read in range(100):
+                        try:
+                            has_state = bool(graph.get_state(cfg).values)
+                            break
+                        except Exception as exc2:
+                            errors.append(exc2)
+                            time.sleep(0.1)
+                    else:
+                        return
                     payload = None if has_state else {"items": ["in"]}
 
         mon = threading.Thread(target=monitor, daemon=True)
