@@ -7,6 +7,7 @@ PostgreSQL advisory lock, so the second process waits, then finds nothing to do.
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,21 @@ def vector_installed(connection: Connection) -> bool:
     return row is not None
 
 
+def _poll_advisory_lock(conn: psycopg.Connection[Any], key: int, timeout: float = 300) -> None:
+    """Take a session advisory lock by polling, never by a blocking wait.
+
+    langgraph's setup runs ``CREATE INDEX CONCURRENTLY``, which waits for every open
+    transaction, including a ``pg_advisory_lock`` call blocked behind it: a deadlock when two
+    processes migrate at once. ``pg_try_advisory_lock`` returns at once, so nothing waits
+    inside a transaction.
+    """
+    deadline = time.monotonic() + timeout
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (key,)).fetchone()["got"]:  # type: ignore[index]
+        if time.monotonic() > deadline:
+            raise MigrationError(f"another process has been migrating for over {timeout:.0f}s")
+        time.sleep(0.05)
+
+
 def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
     kwargs = settings.connect_kwargs()
     with psycopg.connect(url, **kwargs, row_factory=dict_row) as conn:
@@ -93,7 +109,7 @@ def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.schema))
             )
-        conn.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_LOCK_KEY,))
+        _poll_advisory_lock(conn, CHECKPOINT_LOCK_KEY)
         try:
             PostgresSaver(conn).setup()
         finally:
