@@ -25,9 +25,9 @@ from .conversations import AsyncConversations, Conversations, MessageRecorder
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
 from .health import HealthReport, is_current, probe
-from .telemetry import AsyncTelemetry, Telemetry
-from .migrate import migrate as _migrate
 from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
+from .migrate import migrate as _migrate
+from .telemetry import AsyncTelemetry, Telemetry
 
 __all__ = ["AsyncDatabase", "Database", "resolve_url"]
 
@@ -173,7 +173,7 @@ class Database(_Common):
     @cached_property
     def conversations(self) -> Conversations:
         """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
-        return Conversations(self.pool, recorder=self.recorder)  # type: ignore[arg-type]
+        return Conversations(self.pool, recorder=self.recorder)
 
     @cached_property
     def store(self) -> PgMemoryStore:
@@ -182,7 +182,7 @@ class Database(_Common):
 
     def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
         """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
-        return PgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
+        return PgMemoryStore(self.pool, **options)
 
     def migrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
@@ -278,7 +278,7 @@ class AsyncDatabase(_Common):
     @cached_property
     def conversations(self) -> AsyncConversations:
         """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
-        return AsyncConversations(self.pool, recorder=self.recorder)  # type: ignore[arg-type]
+        return AsyncConversations(self.pool, recorder=self.recorder)
 
     @cached_property
     def store(self) -> AsyncPgMemoryStore:
@@ -287,7 +287,7 @@ class AsyncDatabase(_Common):
 
     def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
         """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
-        return AsyncPgMemoryStore(self.pool, **options)  # type: ignore[arg-type]
+        return AsyncPgMemoryStore(self.pool, **options)
 
     async def amigrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
