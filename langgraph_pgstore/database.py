@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cached_property
-from typing import Any, Unpack
+from typing import Any, ClassVar, Unpack
 
 import psycopg
 from psycopg.rows import dict_row
@@ -55,6 +56,42 @@ def _pool_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _PurgingCheck:
+    """Connection check that, on a dead connection, purges every idle sibling at once.
+
+    psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
+    restart or ``pg_terminate_backend`` of every backend a request checked the stale
+    connections one by one and timed out, although fresh ones could be opened at once.
+    """
+
+    pool: ConnectionPool[Any] | None = None
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                threading.Thread(target=self.pool.check, daemon=True).start()
+            raise
+
+
+class _APurgingCheck:
+    """Async twin of :class:`_PurgingCheck`."""
+
+    pool: AsyncConnectionPool[Any] | None = None
+    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                task = asyncio.get_running_loop().create_task(self.pool.check())
+                self._tasks.add(task)  # keep a reference until it ends
+                task.add_done_callback(self._tasks.discard)
+            raise
+
+
 def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"can't connect to {redact_dsn(url)}: {exc}")
 
@@ -76,8 +113,17 @@ class _Common:
 
     def _pool_stats(self, pool: ConnectionPool[Any] | AsyncConnectionPool[Any]) -> dict[str, int]:
         stats = pool.get_stats()
-        keys = ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting",
-                "requests_num", "requests_errors", "connections_lost", "connections_errors")
+        keys = (
+            "pool_min",
+            "pool_max",
+            "pool_size",
+            "pool_available",
+            "requests_waiting",
+            "requests_num",
+            "requests_errors",
+            "connections_lost",
+            "connections_errors",
+        )
         return {k: int(stats.get(k, 0)) for k in keys}
 
     @cached_property
@@ -117,11 +163,11 @@ class Database(_Common):
         """Open the pool (and the embedded server when no URL is configured)."""
         settings = Settings.resolve(url, **options)
         real_url, server = resolve_url(settings)
+        checker = _PurgingCheck()
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            real_url,
-            check=ConnectionPool.check_connection if settings.check_connection else None,
-            **_pool_kwargs(settings),
+            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
         )
+        checker.pool = pool
         db = cls(pool, settings, real_url, server)
         try:
             pool.open(wait=True, timeout=settings.connect_timeout)
@@ -222,11 +268,11 @@ class AsyncDatabase(_Common):
         """Open the pool (and the embedded server when no URL is configured)."""
         settings = Settings.resolve(url, **options)
         real_url, server = resolve_url(settings)
+        checker = _APurgingCheck()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            real_url,
-            check=AsyncConnectionPool.check_connection if settings.check_connection else None,
-            **_pool_kwargs(settings),
+            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
         )
+        checker.pool = pool
         db = cls(pool, settings, real_url, server)
         try:
             await pool.open(wait=True, timeout=settings.connect_timeout)

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import psycopg
-import pytest
 from conftest import chain_graph, chain_ok, expected_items
 
 from langgraph_pgstore import AsyncDatabase, Database
@@ -140,12 +139,6 @@ MIGRATE_SCRIPT = (
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="FINDING (intermittent): two processes migrating a fresh database at once can "
-    "deadlock (CREATE INDEX CONCURRENTLY in langgraph's setup waits on the other process's "
-    "open Alembic transaction); passed in some runs, failed in others",
-)
 def test_two_processes_migrate_at_once(fresh_db_url: str) -> None:
     procs = [
         subprocess.Popen(

@@ -196,12 +196,6 @@ def test_idle_pool_survives_repeated_terminate(
             assert out["items"] == expected_items(3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: psycopg_pool 3.3.3 AsyncConnectionPool (min_size == max_size): after every "
-    "connection is terminated server-side, getconn times out although replacements are made; "
-    "the sync ConnectionPool recovers (test_idle_pool_survives_repeated_terminate)",
-)
 async def test_async_pool_recovers_after_terminate_and_sigkill(
     dedicated: Any, dedicated_db: str
 ) -> None:
