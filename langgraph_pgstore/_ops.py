@@ -84,11 +84,12 @@ def _reraise(exc: BaseException) -> None:
 
 
 @contextmanager
-def connection(conn: Conn) -> Iterator[Connection[DictRow]]:
-    """Borrow a connection from a pool, or use the given one; errors translated."""
+def connection(conn: Conn, timeout: float | None = None) -> Iterator[Connection[DictRow]]:
+    """Borrow a connection from a pool (waiting ``timeout`` s at most, else the pool's), or use
+    the given one; errors translated."""
     try:
         if isinstance(conn, ConnectionPool):
-            with conn.connection() as c:
+            with conn.connection(timeout) as c:
                 yield c
         else:
             yield conn
@@ -98,11 +99,13 @@ def connection(conn: Conn) -> Iterator[Connection[DictRow]]:
 
 
 @asynccontextmanager
-async def aconnection(conn: AConn) -> AsyncIterator[AsyncConnection[DictRow]]:
+async def aconnection(
+    conn: AConn, timeout: float | None = None
+) -> AsyncIterator[AsyncConnection[DictRow]]:
     """Async twin of :func:`connection`."""
     try:
         if isinstance(conn, AsyncConnectionPool):
-            async with conn.connection() as c:
+            async with conn.connection(timeout) as c:
                 yield c
         else:
             yield conn
@@ -118,9 +121,9 @@ def _step(op: Op[T], rows: list[DictRow] | None) -> tuple[Query | None, T | None
         return None, stop.value
 
 
-def run(conn: Conn, op: Op[T], *, transaction: bool = True) -> T:
+def run(conn: Conn, op: Op[T], *, transaction: bool = True, timeout: float | None = None) -> T:
     """Drive ``op`` on a sync connection or pool, in one transaction by default."""
-    with connection(conn) as c:
+    with connection(conn, timeout) as c:
         tx = c.transaction() if transaction else _null()
         with tx, c.cursor(row_factory=dict_row) as cur:
             query, result = _step(op, None)
@@ -135,9 +138,11 @@ def run(conn: Conn, op: Op[T], *, transaction: bool = True) -> T:
         return result  # type: ignore[return-value]
 
 
-async def arun(conn: AConn, op: Op[T], *, transaction: bool = True) -> T:
+async def arun(
+    conn: AConn, op: Op[T], *, transaction: bool = True, timeout: float | None = None
+) -> T:
     """Drive ``op`` on an async connection or pool, in one transaction by default."""
-    async with aconnection(conn) as c:
+    async with aconnection(conn, timeout) as c:
         tx = c.transaction() if transaction else _anull()
         async with tx, c.cursor(row_factory=dict_row) as cur:
             query, result = _step(op, None)

@@ -34,6 +34,9 @@ __all__ = ["AsyncDatabase", "Database", "resolve_url"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a health check waits for a connection: a probe must answer fast when the server is down.
+HEALTH_TIMEOUT = 5.0
+
 
 def resolve_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
     """The URL to use: the configured one, or the embedded server's (started on demand)."""
@@ -241,7 +244,7 @@ class Database(_Common):
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
         try:
-            report = run(self.pool, probe(self.redacted_url))
+            report = run(self.pool, probe(self.redacted_url), timeout=HEALTH_TIMEOUT)
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)
@@ -348,7 +351,7 @@ class AsyncDatabase(_Common):
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
         try:
-            report = await arun(self.pool, probe(self.redacted_url))
+            report = await arun(self.pool, probe(self.redacted_url), timeout=HEALTH_TIMEOUT)
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)
