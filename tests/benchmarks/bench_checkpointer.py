@@ -26,12 +26,13 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import psycopg
+from _common import scratch_database, server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.memory import InMemorySaver
@@ -39,10 +40,8 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer, add_messages
-from psycopg.conninfo import make_conninfo
 
 from langgraph_pgstore import AsyncDatabase, Database, redact_dsn
-from langgraph_pgstore.migrate import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 50
@@ -129,32 +128,6 @@ def loop_graph(state: type = PlainState, steps: int = STEPS) -> StateGraph:
 
 def _config(thread: str, steps: int = STEPS) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}, "recursion_limit": steps + 10}
-
-
-@contextmanager
-def server_url(explicit: str | None) -> Iterator[str]:
-    url = explicit or os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from langgraph_pgstore.embedded import EmbeddedServer
-
-    server = EmbeddedServer.start(ROOT / ".pgstore-bench" / "pg17")
-    yield server.url
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # name is ours, not user input
-    try:
-        url = make_conninfo(admin_url, dbname=name)
-        migrate(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # ---- 1. throughput ------------------------------------------------------------------------

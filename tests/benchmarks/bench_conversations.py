@@ -14,50 +14,22 @@ DATABASE_URL selects the server; otherwise the embedded one (data in .pgstore-be
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import psycopg
+from _common import scratch_database, server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from psycopg.conninfo import make_conninfo
 
 from langgraph_pgstore import Database
 
 
 class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
-
-
-@contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from langgraph_pgstore.embedded import EmbeddedServer
-
-    root = Path(__file__).resolve().parents[2]
-    yield EmbeddedServer.start(root / ".pgstore-bench" / "pg17").url
-
-
-@contextmanager
-def scratch_db(admin_url: str) -> Iterator[str]:
-    name = f"bench_conv_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield make_conninfo(admin_url, dbname=name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def chat_graph(db: Database, steps: int) -> Any:
@@ -116,7 +88,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer rounds (about 30 s)")
     args = ap.parse_args()
     rounds, threads, steps, reads = (3, 4, 20, 200) if args.quick else (7, 8, 25, 1000)
-    with server() as admin, scratch_db(admin) as url, Database.connect(url, max_size=4) as db:
+    with (
+        server_url() as admin,
+        scratch_database(admin) as url,
+        Database.connect(url, max_size=4) as db,
+    ):
         steps_per_second(db, True, 1, 5)  # warm-up (imports, prepared statements)
         steps_per_second(db, False, 1, 5)
         off, on = [], []

@@ -13,20 +13,16 @@ DATABASE_URL selects the server; otherwise the embedded one (data in .pgstore-be
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import psycopg
+from _common import scratch_database, server_url
 from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.postgres import PostgresStore
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from langgraph_pgstore import Database
@@ -50,30 +46,6 @@ def make_data(n: int, n_queries: int, seed: int = 7) -> tuple[np.ndarray, np.nda
     q = zq @ proj
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return x.astype(np.float32), q.astype(np.float32)
-
-
-@contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from langgraph_pgstore.embedded import EmbeddedServer
-
-    root = Path(__file__).resolve().parents[2]
-    yield EmbeddedServer.start(root / ".pgstore-bench" / "pg17").url
-
-
-@contextmanager
-def scratch_db(admin: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    try:
-        yield make_conninfo(admin, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def lookup_embed(table: dict[str, list[float]]) -> Callable[[list[str]], list[list[float]]]:
@@ -122,13 +94,13 @@ def bench(admin: str, n: int, n_queries: int) -> dict[str, dict[str, Any]]:
     table.update({f"q{j}": v.tolist() for j, v in enumerate(q)})
     index = {"dims": DIMS, "embed": lookup_embed(table), "fields": ["text"]}
     results: dict[str, dict[str, Any]] = {}
-    with scratch_db(admin) as url:
+    with scratch_database(admin) as url:
         conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
         with conn:
             anchor = PostgresStore(conn, index=index)  # type: ignore[arg-type]
             anchor.setup()
             results["PostgresStore"] = run_store(anchor, x, q)
-    with scratch_db(admin) as url, Database.connect(url, max_size=4) as db:
+    with scratch_database(admin) as url, Database.connect(url, max_size=4) as db:
         ours = db.memory(index=index, search_mode="vector")  # type: ignore[arg-type]
         results["PgMemoryStore"] = run_store(ours, x, q)
     return results
@@ -161,7 +133,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [10_000] if args.quick else [10_000, 100_000]
     nq = args.queries or (50 if args.quick else 200)
-    with server() as admin:
+    with server_url() as admin:
         for n in sizes:
             print(table(n, bench(admin, n, nq)), flush=True)
             print()
