@@ -19,6 +19,7 @@ from .errors import ConfigurationError
 __all__ = ["PoolOptions", "Settings", "redact_dsn"]
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TENANT_RE = re.compile(r"^[A-Za-z0-9_@.:+-]{1,200}$")
 
 
 class PoolOptions(TypedDict, total=False):
@@ -43,6 +44,9 @@ class PoolOptions(TypedDict, total=False):
     """Schema holding every table, ours and the checkpoint tables (``PGSTORE_SCHEMA``)."""
     check_connection: bool
     """Check a connection before handing it out (``PGSTORE_CHECK_CONNECTION``, default true)."""
+    tenant: str | None
+    """Scope every connection to one user: row-level security then hides other users' rows
+    (``PGSTORE_TENANT``; the application role must not own the tables)."""
 
 
 def _env_bool(value: str) -> bool:
@@ -70,6 +74,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "prepare_threshold": ("PGSTORE_PREPARE_THRESHOLD", _env_threshold),
     "schema": ("PGSTORE_SCHEMA", str),
     "check_connection": ("PGSTORE_CHECK_CONNECTION", _env_bool),
+    "tenant": ("PGSTORE_TENANT", str),
 }
 
 
@@ -95,6 +100,7 @@ class Settings:
     prepare_threshold: int | None = 5
     schema: str = "public"
     check_connection: bool = True
+    tenant: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
 
     def __repr__(self) -> str:
@@ -134,6 +140,10 @@ class Settings:
                 f"pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1 "
                 f"(got {self.min_size}, {self.max_size})"
             )
+        if self.tenant is not None and not _TENANT_RE.match(self.tenant):
+            raise ConfigurationError(
+                "tenant must be 1-200 characters of letters, digits and _ @ . : + -"
+            )
         if self.prepare_threshold is not None and self.prepare_threshold < 0:
             raise ConfigurationError("prepare_threshold must be >= 0 or None")
 
@@ -147,8 +157,13 @@ class Settings:
             "prepare_threshold": self.prepare_threshold,
             "connect_timeout": max(1, int(self.connect_timeout)),
         }
+        options = []
         if self.schema != "public":
-            kwargs["options"] = f"-c search_path={self.schema},public"
+            options.append(f"-c search_path={self.schema},public")
+        if self.tenant is not None:
+            options.append(f"-c pgstore.user_id={self.tenant}")  # validated: no spaces
+        if options:
+            kwargs["options"] = " ".join(options)
         return kwargs
 
 
