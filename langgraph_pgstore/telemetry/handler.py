@@ -367,22 +367,14 @@ class TelemetryHandler(BaseCallbackHandler):
         )
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        entry = self._entries.pop(run_id, None)
-        if entry is not None:
-            self._enqueue(
-                (
-                    "step_end",
-                    run_id,
-                    entry.root.run_id,
-                    entry.name,
-                    "success",
-                    output,
-                    None,
-                    time.time(),
-                )
-            )
+        self._end_tool(run_id, "success", output, None)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end_tool(run_id, status_of(error), None, error)
+
+    def _end_tool(
+        self, run_id: UUID, status: str, output: Any, error: BaseException | None
+    ) -> None:
         entry = self._entries.pop(run_id, None)
         if entry is not None:
             self._enqueue(
@@ -391,8 +383,8 @@ class TelemetryHandler(BaseCallbackHandler):
                     run_id,
                     entry.root.run_id,
                     entry.name,
-                    status_of(error),
-                    None,
+                    status,
+                    output,
                     error,
                     time.time(),
                 )
