@@ -6,12 +6,14 @@ from .conversations import AsyncConversations, ChainAnalysis, ChainLink, Convers
 from .database import AsyncDatabase, Database
 from .errors import (
     ConfigurationError,
+    Conflict,
     DatabaseUnavailable,
     EmbeddedUnavailable,
     ExtensionMissing,
     InvalidInput,
     MigrationError,
     NotFound,
+    PermissionDenied,
     PgStoreError,
     SerializationError,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "ChainAnalysis",
     "ChainLink",
     "ConfigurationError",
+    "Conflict",
     "Conversations",
     "Database",
     "DatabaseUnavailable",
@@ -41,6 +44,7 @@ __all__ = [
     "InvalidInput",
     "MigrationError",
     "NotFound",
+    "PermissionDenied",
     "PgCheckpointer",
     "PgMemoryStore",
     "PgStoreError",

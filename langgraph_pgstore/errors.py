@@ -10,12 +10,14 @@ import psycopg
 
 __all__ = [
     "ConfigurationError",
+    "Conflict",
     "DatabaseUnavailable",
     "EmbeddedUnavailable",
     "ExtensionMissing",
     "InvalidInput",
     "MigrationError",
     "NotFound",
+    "PermissionDenied",
     "PgStoreError",
     "SerializationError",
 ]
@@ -64,3 +66,11 @@ class NotFound(PgStoreError, LookupError):
 
 class MigrationError(PgStoreError, RuntimeError):
     """The schema is missing, behind, or a migration failed (and was rolled back)."""
+
+
+class PermissionDenied(PgStoreError, PermissionError):
+    """The caller may not touch these rows (another tenant's, or an admin-only operation)."""
+
+
+class Conflict(PgStoreError):
+    """The write collides with existing or concurrent data (a duplicate key, a lost race)."""
