@@ -1,0 +1,169 @@
+"""Work the store does off the request path: access bookkeeping and the TTL sweep.
+
+Reads never write: they note what they returned in an :class:`AccessLog`, and a background
+writer (a thread for the sync store, a task for the async one) applies those notes in
+batches, locking rows in key order with ``SKIP LOCKED``. Both background jobs catch every
+error, log it, back off and carry on; :class:`Liveness` is what ``health`` reports of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .._ops import Op as DbOp
+from .._ops import Query
+from .sql import ACCESS_FLUSH, ASYNC_COMMIT
+
+__all__ = ["AccessLog", "Liveness", "access_flush_op"]
+
+log = logging.getLogger("langgraph_pgstore.memory")
+
+#: Seconds a background writer stays alive with nothing to do (it restarts on demand).
+IDLE_EXIT = 2.0
+#: Most reads remembered while the database can't be written; beyond, new ones are dropped.
+MAX_PENDING = 100_000
+#: Flushes a note survives while its row stays locked or missing (deleted rows).
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class Liveness:
+    """State of one background job, as health reports it."""
+
+    name: str
+    running: bool = False
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    errors: int = 0
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+
+    def ok(self) -> None:
+        self.last_success = datetime.now(UTC)
+        self.consecutive_failures = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failure and log it; returns the seconds to wait before trying again."""
+        self.errors += 1
+        self.consecutive_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error_at = datetime.now(UTC)
+        delay = min(self.base_delay * 2.0 ** (self.consecutive_failures - 1), self.max_delay)
+        log.warning("memory store %s failed (%s); retrying in %.1fs", self.name, exc, delay)
+        return delay
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "healthy": self.consecutive_failures == 0,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+            "consecutive_failures": self.consecutive_failures,
+            "errors": self.errors,
+        }
+
+
+@dataclass(slots=True)
+class _Note:
+    count: int
+    seen_at: datetime
+    refresh: bool
+    attempts: int = 0
+
+
+Key = tuple[str, str]
+
+
+@dataclass
+class AccessLog:
+    """Reads waiting to be written: per item, how often, when last, whether to refresh TTL.
+
+    Thread-safe. ``wake`` is called when the first note arrives, so the store's driver can
+    start (or wake) its writer.
+    """
+
+    wake: Callable[[], None] = lambda: None
+    dropped: int = 0
+    liveness: Liveness = field(default_factory=lambda: Liveness("access writer"))
+    _notes: dict[Key, _Note] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, rows: Iterable[Mapping[str, Any]], *, count: bool, refresh: bool) -> None:
+        """Note ``rows`` as read; nothing at all when neither counting nor refreshing."""
+        now = datetime.now(UTC)
+        added = False
+        with self._lock:
+            for row in rows:
+                renew = refresh and row.get("ttl_minutes") is not None
+                if not (count or renew):
+                    continue
+                key = (row["prefix"], row["key"])
+                note = self._notes.get(key)
+                if note is None:
+                    if len(self._notes) >= MAX_PENDING:
+                        self.dropped += 1
+                        continue
+                    self._notes[key] = _Note(int(count), now, renew)
+                    added = True
+                else:
+                    note.count += int(count)
+                    note.seen_at = now
+                    note.refresh = note.refresh or renew
+        if added:
+            self.wake()
+
+    @property
+    def pending(self) -> int:
+        return len(self._notes)
+
+    def take(self) -> dict[Key, _Note]:
+        with self._lock:
+            taken, self._notes = self._notes, {}
+        return taken
+
+    def settle(self, taken: dict[Key, _Note], written: set[Key] | None) -> None:
+        """After a flush: put back what wasn't written (``written=None``: the flush failed)."""
+        back = {k: n for k, n in taken.items() if written is None or k not in written}
+        if not back:
+            return
+        with self._lock:
+            for key, note in back.items():
+                note.attempts += written is not None  # a failed flush isn't the row's fault
+                if note.attempts >= MAX_ATTEMPTS:
+                    continue  # the row is gone (deleted) or held for good: give up on it
+                mine = self._notes.get(key)
+                if mine is None:
+                    self._notes[key] = note
+                else:
+                    mine.count += note.count
+                    mine.refresh = mine.refresh or note.refresh
+                    mine.seen_at = max(mine.seen_at, note.seen_at)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.liveness.as_dict(), "pending": self.pending, "dropped": self.dropped}
+
+
+def access_flush_op(taken: dict[Key, _Note]) -> DbOp[set[Key]]:
+    """Write the notes; returns the items written (the rest were locked or deleted)."""
+    keys = sorted(taken)
+    notes = [taken[k] for k in keys]
+    yield Query(ASYNC_COMMIT)
+    rows = yield Query(
+        ACCESS_FLUSH,
+        (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [n.count for n in notes],
+            [n.seen_at for n in notes],
+            [n.refresh for n in notes],
+        ),
+    )
+    return {(r["prefix"], r["key"]) for r in rows}

@@ -1,0 +1,87 @@
+"""What the memory tests share: fake embeddings, and a driver that calls any store the same
+way, so one test body runs against our sync and async stores and against LangGraph's
+``InMemoryStore`` and ``PostgresStore`` (a plain module: ``conftest`` names clash)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import BaseStore
+
+#: Backends the shared contract runs on: ours (sync, async) and LangGraph's anchors.
+OURS = ("pg", "apg")
+UPSTREAM = ("inmem", "postgres")
+
+
+class CharacterEmbeddings(Embeddings):
+    """LangGraph's test embeddings (libs/checkpoint-postgres/tests/embed_test_utils.py):
+    character frequencies through fixed random projections, unit length."""
+
+    def __init__(self, dims: int = 64, seed: int = 42) -> None:
+        self._rng = random.Random(seed)
+        self.dims = dims
+        self._proj: defaultdict[str, list[float]] = defaultdict(
+            lambda: [self._rng.gauss(0, 1 / math.sqrt(self.dims)) for _ in range(self.dims)]
+        )
+
+    def _one(self, text: str) -> list[float]:
+        counts = Counter(text)
+        total = sum(counts.values())
+        vec = [0.0] * self.dims
+        for char, count in counts.items():
+            for i, p in enumerate(self._proj[char]):
+                vec[i] += count / total * p
+        norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+        return [x / norm for x in vec]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._one(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._one(text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CharacterEmbeddings) and self.dims == other.dims
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+class Driver:
+    """``await d.put(...)`` runs the store's ``put`` in a worker thread (sync stores) or
+    awaits its ``aput`` (async stores): one test body, both APIs."""
+
+    def __init__(self, store: BaseStore, backend: str) -> None:
+        self.store = store
+        self.backend = backend
+        self.ours = backend in OURS
+        self.is_async = backend.startswith("a")
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        store = self.store
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.is_async:
+                method = getattr(store, "a" + name, None) or getattr(store, name)
+                return await method(*args, **kwargs)
+            return await asyncio.to_thread(getattr(store, name), *args, **kwargs)
+
+        return call
+
+    async def settle(self) -> None:
+        """Let background bookkeeping (our access writer) reach the database."""
+        if self.ours:
+            await self.flush()
+
+    def __repr__(self) -> str:
+        return f"Driver({self.backend})"
