@@ -10,6 +10,7 @@ validated when queued, so a bad argument fails its own caller only.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack, cast
 
@@ -279,25 +280,36 @@ class AsyncPgMemoryStore(MemoryStoreBase):
 
     # ---- access bookkeeping ------------------------------------------------------------
 
-    async def aflush(self) -> None:
-        """Write the pending access notes now (reads are otherwise counted in the background)."""
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        """Write the pending access notes now (reads are otherwise counted in the background);
+        False if rows stayed locked by other transactions for ``timeout`` seconds."""
         access = self.core.access
+        deadline = time.monotonic() + timeout
         async with self._flushing:
             while taken := access.take():
-                written = None
+                kept = None
                 try:
-                    written = await arun(self.conn, access_flush_op(taken))
+                    kept = await arun(self.conn, access_flush_op(taken))
                 finally:
-                    access.settle(taken, written)
+                    access.settle(taken, kept)
+                if kept:
+                    if time.monotonic() > deadline:
+                        return False
+                    await asyncio.sleep(0.01)  # rows held by another transaction: try again shortly
+        return True
 
     async def aclose(self) -> None:
-        """Stop the sweeper and the writer, and write what reads are still pending."""
+        """Stop the sweeper and the writer, and write what reads are still pending (if the
+        database can't be reached, say how many reads go uncounted)."""
         await self.astop_ttl_sweeper()
         self._closed = True
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.wait([self._writer])
-        await self.aflush()
+        try:
+            await self.aflush(timeout=2.0)
+        except Exception as exc:
+            self.core.access.abandon(exc)
 
     def _wake_writer(self) -> None:
         # called from batch_op, which runs on the store's loop
@@ -320,13 +332,13 @@ class AsyncPgMemoryStore(MemoryStoreBase):
                     taken = access.take()
                     if taken:
                         try:
-                            written = await arun(self.conn, access_flush_op(taken))
+                            kept = await arun(self.conn, access_flush_op(taken))
                         except Exception as exc:  # logged and counted: notes are kept
                             access.settle(taken, None)
                             await asyncio.sleep(live.failed(exc))
                             self._wake.set()
                             continue
-                        access.settle(taken, written)
+                        access.settle(taken, kept)
                         live.ok()
                         continue
                 if not access.pending:

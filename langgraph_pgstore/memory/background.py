@@ -17,7 +17,7 @@ from typing import Any
 
 from .._ops import Op as DbOp
 from .._ops import Query
-from .sql import ACCESS_FLUSH, ASYNC_COMMIT
+from .sql import ACCESS_FLUSH, ASYNC_COMMIT, EXISTING
 
 __all__ = ["AccessLog", "Liveness", "access_flush_op"]
 
@@ -27,8 +27,6 @@ log = logging.getLogger("langgraph_pgstore.memory")
 IDLE_EXIT = 2.0
 #: Most reads remembered while the database can't be written; beyond, new ones are dropped.
 MAX_PENDING = 100_000
-#: Flushes a note survives while its row stays locked or missing (deleted rows).
-MAX_ATTEMPTS = 5
 
 
 @dataclass
@@ -76,7 +74,6 @@ class _Note:
     count: int
     seen_at: datetime
     refresh: bool
-    attempts: int = 0
 
 
 Key = tuple[str, str]
@@ -86,7 +83,7 @@ Key = tuple[str, str]
 class AccessLog:
     """Reads waiting to be written: per item, how often, when last, whether to refresh TTL.
 
-    Thread-safe. ``wake`` is called when the first note arrives, so the store's driver can
+    Thread-safe. ``wake`` is called when a new item is noted, so the store's driver can
     start (or wake) its writer.
     """
 
@@ -94,6 +91,7 @@ class AccessLog:
     dropped: int = 0
     liveness: Liveness = field(default_factory=lambda: Liveness("access writer"))
     _notes: dict[Key, _Note] = field(default_factory=dict)
+    _inflight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, rows: Iterable[Mapping[str, Any]], *, count: bool, refresh: bool) -> None:
@@ -122,23 +120,22 @@ class AccessLog:
 
     @property
     def pending(self) -> int:
-        return len(self._notes)
+        """Notes not written yet (including those being written now)."""
+        return len(self._notes) + self._inflight
 
     def take(self) -> dict[Key, _Note]:
         with self._lock:
             taken, self._notes = self._notes, {}
+            self._inflight += len(taken)
         return taken
 
-    def settle(self, taken: dict[Key, _Note], written: set[Key] | None) -> None:
-        """After a flush: put back what wasn't written (``written=None``: the flush failed)."""
-        back = {k: n for k, n in taken.items() if written is None or k not in written}
-        if not back:
-            return
+    def settle(self, taken: dict[Key, _Note], kept: set[Key] | None) -> None:
+        """After a flush: put back the notes in ``kept`` (rows another transaction held;
+        ``None``: the flush failed, all of them). Notes of deleted rows are dropped."""
+        back = taken if kept is None else {k: n for k, n in taken.items() if k in kept}
         with self._lock:
+            self._inflight -= len(taken)
             for key, note in back.items():
-                note.attempts += written is not None  # a failed flush isn't the row's fault
-                if note.attempts >= MAX_ATTEMPTS:
-                    continue  # the row is gone (deleted) or held for good: give up on it
                 mine = self._notes.get(key)
                 if mine is None:
                     self._notes[key] = note
@@ -147,12 +144,20 @@ class AccessLog:
                     mine.refresh = mine.refresh or note.refresh
                     mine.seen_at = max(mine.seen_at, note.seen_at)
 
+    def abandon(self, exc: BaseException) -> None:
+        """The store closes and the notes can't be written: drop them, loudly."""
+        with self._lock:
+            n, self._notes = len(self._notes), {}
+            self.dropped += n
+        if n:
+            log.warning("memory store closed with %d reads not counted: %s", n, exc)
+
     def status(self) -> dict[str, Any]:
         return {**self.liveness.as_dict(), "pending": self.pending, "dropped": self.dropped}
 
 
 def access_flush_op(taken: dict[Key, _Note]) -> DbOp[set[Key]]:
-    """Write the notes; returns the items written (the rest were locked or deleted)."""
+    """Write the notes; returns the items to try again (rows another transaction held)."""
     keys = sorted(taken)
     notes = [taken[k] for k in keys]
     yield Query(ASYNC_COMMIT)
@@ -166,4 +171,9 @@ def access_flush_op(taken: dict[Key, _Note]) -> DbOp[set[Key]]:
             [n.refresh for n in notes],
         ),
     )
-    return {(r["prefix"], r["key"]) for r in rows}
+    written = {(r["prefix"], r["key"]) for r in rows}
+    left = [k for k in keys if k not in written]
+    if not left:
+        return set()
+    rows = yield Query(EXISTING, ([k[0] for k in left], [k[1] for k in left]))
+    return {(r["prefix"], r["key"]) for r in rows}  # the others were deleted meanwhile

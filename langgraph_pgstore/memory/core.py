@@ -547,14 +547,18 @@ class StoreCore:
             for r in rows:
                 k = (r["prefix"], r["key"])
                 if k in found:
-                    found[k].tiebreak = float(r["kw_rank"])
                     continue
                 sim = None
                 if r.get("dist") is not None:
                     sim = similarity(float(r["dist"]), cfg.distance)
-                rel = relevance(plan.mode, sim, float(r["kw_cov"]), cfg.ranking.keyword_weight)
-                if rel is not None:
+                cov = float(r["kw_cov"])
+                rel = relevance(plan.mode, sim, cov, cfg.ranking.keyword_weight)
+                if rel is None:
+                    continue
+                if plan.mode == "keyword" and cov > 0:  # within equal coverage, by ts_rank
                     found[k] = Candidate(r, rel, float(r["kw_rank"]))
+                elif plan.mode == "hybrid":
+                    found[k] = Candidate(r, rel)
         cands = [
             c for c in found.values() if plan.min_score is None or c.relevance >= plan.min_score
         ]
@@ -658,7 +662,7 @@ class StoreCore:
         if self.has_bm25:
             text = " ".join(terms[1])
             stmt = q.keyword_hits(where, bm25_index=self.cfg.bm25_index, distance=dist)
-            return (yield Query(stmt, [*kq, text, *vt, text, *params, text, k]))
+            return (yield Query(stmt, [*kq, *vt, text, *params, text, k]))
         stmt = q.keyword_hits(where, bm25_index=None, distance=dist)
         return (yield Query(stmt, [*kq, *vt, *params, k]))
 

@@ -138,6 +138,10 @@ RETURNING i.prefix, i.key
 """Params: prefixes, keys, read counts, last read times, refresh flags. Rows are locked in
 key order and locked rows skipped (the caller retries them), so flushes never wait on or
 deadlock with each other or with writers. An expired row is never revived."""
+EXISTING = """
+SELECT i.prefix, i.key FROM memory_items i
+JOIN unnest(%s::text[], %s::text[]) AS u(prefix, key) ON i.prefix = u.prefix AND i.key = u.key
+"""
 #: Bookkeeping writes don't wait for the WAL flush.
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
@@ -243,6 +247,7 @@ class VectorSQL:
         d = sql.Literal(cfg.dims)
         vt = sql.SQL(cfg.vector_type)
         self.column = sql.SQL("(v.embedding::{vt}({d}))").format(vt=vt, d=d)
+        self._indexed_column = sql.SQL("(embedding::{vt}({d}))").format(vt=vt, d=d)
         self.param = (
             sql.SQL("(%b::vector({d}))").format(d=d)
             if cfg.vector_type == "vector"
@@ -261,7 +266,7 @@ class VectorSQL:
             " WITH (m = {m}, ef_construction = {efc}) WHERE dims = {d}"
         ).format(
             name=sql.Identifier(cfg.hnsw_index),
-            col=self.column,
+            col=self._indexed_column,
             opclass=sql.SQL(cfg.vector_type + "_" + _OPCLASS[cfg.distance]),
             m=sql.Literal(cfg.hnsw_m),
             efc=sql.Literal(cfg.hnsw_ef_construction),
@@ -314,14 +319,17 @@ def keyword_hits(
 ) -> sql.Composed:
     """The ``k`` best keyword matches, with their coverage (share of query terms found).
 
-    With pg_textsearch (``bm25_index``) candidates come from its BM25 index in score order;
-    otherwise from the GIN index on ``search_tsv``, ordered by coverage then ``ts_rank``.
+    With pg_textsearch (``bm25_index``) the candidates are the BM25 index's best (fast top-k,
+    whatever the number of matches); otherwise the GIN index on ``search_tsv`` finds every
+    match, ordered by coverage then ``ts_rank``. Either way ``kw_rank`` is ``ts_rank``: it
+    depends on the item alone (BM25's corpus statistics move with every insert), so the
+    order, and cursor paging, stay stable.
     ``distance`` (hybrid) adds each item's exact vector distance.
 
     ``WITH kq AS (...) SELECT items, kw_rank, kw_cov [, dist] FROM memory_items i, kq
     WHERE <match> AND {where} ORDER BY .. LIMIT %s``
 
-    Params, with BM25: cfg, or-query, terms, cfg, text, [vector], text, where's, text, k;
+    Params, with BM25: cfg, or-query, terms, cfg, [vector], text, where's, text, k;
     without: cfg, or-query, terms, cfg, [vector], where's, k.
     """
     dist = sql.SQL(", {} AS dist").format(distance) if distance is not None else sql.SQL("")
@@ -330,8 +338,9 @@ def keyword_hits(
             idx=sql.Literal(bm25_index)
         )
         return sql.SQL(
-            "WITH {kq} SELECT {items}, -{s} AS kw_rank, {cov} AS kw_cov{dist}"
-            " FROM memory_items i, kq WHERE {s} < 0 AND {w} ORDER BY {s} LIMIT %s"
+            "WITH {kq} SELECT {items}, ts_rank(i.search_tsv, kq.q) AS kw_rank,"
+            " {cov} AS kw_cov{dist} FROM memory_items i, kq WHERE {s} < 0 AND {w}"
+            " ORDER BY {s} LIMIT %s"
         ).format(kq=_KQ, items=ITEMS, s=score, cov=_COVERAGE, dist=dist, w=where)
     return sql.SQL(
         "WITH {kq} SELECT * FROM (SELECT {items}, ts_rank(i.search_tsv, kq.q) AS kw_rank,"

@@ -42,7 +42,7 @@ class PgMemoryStore(MemoryStoreBase):
         self._wake = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._sweep_stop = threading.Event()
-        self._closed = False
+        self._closed = threading.Event()
         self.core.access.wake = self._wake_writer
 
     def setup(self) -> None:
@@ -177,29 +177,40 @@ class PgMemoryStore(MemoryStoreBase):
 
     # ---- access bookkeeping ------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write the pending access notes now (reads are otherwise counted in the background)."""
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write the pending access notes now (reads are otherwise counted in the background);
+        False if rows stayed locked by other transactions for ``timeout`` seconds."""
         access = self.core.access
+        deadline = time.monotonic() + timeout
         with self._flushing:
             while taken := access.take():
-                written = None
+                kept = None
                 try:
-                    written = run(self.conn, access_flush_op(taken))
+                    kept = run(self.conn, access_flush_op(taken))
                 finally:
-                    access.settle(taken, written)
+                    access.settle(taken, kept)
+                if kept:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(0.01)  # rows held by another transaction: try again shortly
+        return True
 
     def close(self) -> None:
-        """Stop the sweeper and the writer, and write what reads are still pending."""
+        """Stop the sweeper and the writer, and write what reads are still pending (if the
+        database can't be reached, say how many reads go uncounted)."""
         self.stop_ttl_sweeper()
-        self._closed = True
+        self._closed.set()
         self._wake.set()
         if self._writer is not None:
             self._writer.join()
-        self.flush()
+        try:
+            self.flush(timeout=2.0)
+        except Exception as exc:
+            self.core.access.abandon(exc)
 
     def _wake_writer(self) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed.is_set():
                 return
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(
@@ -214,20 +225,20 @@ class PgMemoryStore(MemoryStoreBase):
         live = access.liveness
         live.running = True
         try:
-            while not self._closed:
+            while not self._closed.is_set():
                 self._wake.wait(IDLE_EXIT)
                 self._wake.clear()
                 with self._flushing:
                     taken = access.take()
                     if taken:
                         try:
-                            written = run(self.conn, access_flush_op(taken))
+                            kept = run(self.conn, access_flush_op(taken))
                         except Exception as exc:  # logged and counted: notes are kept
                             access.settle(taken, None)
-                            time.sleep(live.failed(exc))
+                            self._closed.wait(live.failed(exc))
                             self._wake.set()
                             continue
-                        access.settle(taken, written)
+                        access.settle(taken, kept)
                         live.ok()
                         continue
                 with self._lock:

@@ -85,3 +85,40 @@ class Driver:
 
     def __repr__(self) -> str:
         return f"Driver({self.backend})"
+
+
+def url_of(store: BaseStore) -> str:
+    """The database URL a store (ours or LangGraph's) writes to."""
+    import psycopg
+
+    conn = store.conn  # type: ignore[attr-defined]
+    if isinstance(conn, psycopg.Connection):
+        return conn.info.dsn
+    return str(conn.conninfo)
+
+
+def rows(store: BaseStore, query: str, params: Any = None) -> list[dict[str, Any]]:
+    """Run ``query`` on the store's database, outside the store (to look at what it wrote)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url_of(store), autocommit=True, row_factory=dict_row) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+WORDS = ["apple", "banana", "cherry", "dog", "cat", "car", "train", "plane"]
+
+
+def bag_of_words(texts: list[str]) -> list[list[float]]:
+    """Deterministic vectors: texts sharing words of WORDS are similar (never all-zero)."""
+    out = []
+    for t in texts:
+        v = [1.0 if w in t.lower() else 0.0 for w in WORDS]
+        v[-1] += 0.01
+        out.append(v)
+    return out
+
+
+def bow_index(**extra: Any) -> dict[str, Any]:
+    return {"dims": len(WORDS), "embed": bag_of_words, **extra}

@@ -13,7 +13,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg
 import pytest
 from conftest import MakeStore
 from langgraph.store.base import (
@@ -25,7 +24,7 @@ from langgraph.store.base import (
     PutOp,
     SearchOp,
 )
-from memhelp import CharacterEmbeddings, Driver, cosine
+from memhelp import CharacterEmbeddings, Driver, cosine, rows
 
 NS = ("test",)
 
@@ -440,34 +439,25 @@ async def test_concurrent_calls(make_store: MakeStore, embeddings: CharacterEmbe
 # --------------------------------------------------------------------------- TTL
 
 
-def _expire_now(d: Driver, ns: tuple[str, ...], key: str, **backdate: int) -> None:
+def _expire_now(d: Driver, ns: tuple[str, ...], key: str) -> None:
     """Backdate a row's expiry (unswept) in whichever table the backend uses."""
     table = "memory_items" if d.ours else "store"
-    hub_url = _url(d)
-    with psycopg.connect(hub_url, autocommit=True) as conn:
-        conn.execute(
-            f"UPDATE {table} SET expires_at = now() - interval '1 minute' "
-            "WHERE prefix = %s AND key = %s",
-            (".".join(ns), key),
-        )
+    rows(
+        d.store,
+        f"UPDATE {table} SET expires_at = now() - interval '1 minute' "
+        "WHERE prefix = %s AND key = %s",
+        (".".join(ns), key),
+    )
 
 
 def _expires_at(d: Driver, ns: tuple[str, ...], key: str) -> Any:
     table = "memory_items" if d.ours else "store"
-    with psycopg.connect(_url(d), autocommit=True) as conn:
-        row = conn.execute(
-            f"SELECT expires_at FROM {table} WHERE prefix = %s AND key = %s",
-            (".".join(ns), key),
-        ).fetchone()
-    return row[0] if row else None
-
-
-def _url(d: Driver) -> str:
-    conn = d.store.conn  # type: ignore[attr-defined]
-    info = conn.info if isinstance(conn, psycopg.Connection) else None
-    if info is not None:
-        return info.dsn
-    return str(conn.conninfo)
+    found = rows(
+        d.store,
+        f"SELECT expires_at FROM {table} WHERE prefix = %s AND key = %s",
+        (".".join(ns), key),
+    )
+    return found[0]["expires_at"] if found else None
 
 
 TTL = {"default_ttl": 10.0, "refresh_on_read": True}
