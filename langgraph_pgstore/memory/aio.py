@@ -18,7 +18,7 @@ from langgraph.store.base import NOT_PROVIDED, GetOp, Op, PutOp, Result
 
 from .._ops import AConn, arun
 from ..errors import ConfigurationError, InvalidInput
-from .background import IDLE_EXIT, access_flush_op
+from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
 from .config import StoreOptions
 from .core import SWEEP_CHUNK, IndexArg, TTLArg, delete_op, get_op, put_op
@@ -320,7 +320,8 @@ class AsyncPgMemoryStore(MemoryStoreBase):
         self._wake.set()
 
     async def _write_access(self) -> None:
-        """Flush notes as they come; end after IDLE_EXIT s with nothing to do."""
+        """Flush notes as they come (at most every FLUSH_INTERVAL s); end after IDLE_EXIT s
+        with nothing to do."""
         access = self.core.access
         live = access.liveness
         live.running = True
@@ -328,6 +329,7 @@ class AsyncPgMemoryStore(MemoryStoreBase):
             while True:
                 await _wait(self._wake, IDLE_EXIT)
                 self._wake.clear()
+                pause = FLUSH_INTERVAL  # let reads of the same items pile up
                 async with self._flushing:
                     taken = access.take()
                     if taken:
@@ -335,12 +337,14 @@ class AsyncPgMemoryStore(MemoryStoreBase):
                             kept = await arun(self.conn, access_flush_op(taken))
                         except Exception as exc:  # logged and counted: notes are kept
                             access.settle(taken, None)
-                            await asyncio.sleep(live.failed(exc))
-                            self._wake.set()
-                            continue
-                        access.settle(taken, kept)
-                        live.ok()
-                        continue
+                            pause = live.failed(exc)
+                        else:
+                            access.settle(taken, kept)
+                            live.ok()
+                if taken:
+                    await asyncio.sleep(pause)
+                    self._wake.set()
+                    continue
                 if not access.pending:
                     return
         finally:

@@ -25,6 +25,8 @@ log = logging.getLogger("langgraph_pgstore.memory")
 
 #: Seconds a background writer stays alive with nothing to do (it restarts on demand).
 IDLE_EXIT = 2.0
+#: Seconds between two flushes: reads of the same item in between cost one row update.
+FLUSH_INTERVAL = 0.5
 #: Most reads remembered while the database can't be written; beyond, new ones are dropped.
 MAX_PENDING = 100_000
 

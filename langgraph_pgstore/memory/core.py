@@ -12,6 +12,7 @@ Embedding happens before the transaction starts, so a failing embedder writes no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,6 +203,7 @@ class SearchPlan:
     min_score: float | None
     vector: np.ndarray | None = None
     embed_query: bool = False  # the query text needs a vector from the embedder
+    filtered: bool = False  # value filters, whose selectivity the planner can't estimate
 
 
 @dataclass(slots=True)
@@ -237,7 +239,7 @@ class StoreCore:
         store; the server logs why): a BM25 index that could not be built turns BM25 off.
         """
         rows = yield Query(q.HAS_EXTENSIONS)
-        has_vector, has_bm25 = bool(rows[0]["vector"]), bool(rows[0]["bm25"])
+        has_vector, has_bm25 = bool(rows[0]["vector"]), _bm25_usable(rows[0]["bm25_version"])
         wanted: list[tuple[str, sql.Composed]] = []
         if has_bm25:
             wanted.append((self.cfg.bm25_index, q.create_bm25(self.cfg)))
@@ -413,7 +415,7 @@ class StoreCore:
             if op.offset:
                 raise InvalidInput("pass cursor or offset, not both")
             cursor = decode_cursor(ext.cursor, fp)
-        plan = SearchPlan(mode, where, fp, cursor, min_score, vector)
+        plan = SearchPlan(mode, where, fp, cursor, min_score, vector, filtered=bool(op.filter))
         if mode in ("vector", "hybrid"):
             self._require_vector(f"{mode} search")
             plan.embed_query = vector is None
@@ -631,14 +633,17 @@ class StoreCore:
         very selective filter still leaves fewer than ``k`` rows, rank its matches exactly."""
         assert self.vec is not None
         where, params = plan.where
-        cand = k * max(len(self.cfg.fields), 1)
+        # candidates: any field of an item may come up; half-precision order is re-ranked
+        fan = max(len(self.cfg.fields), 1) * (2 if self.cfg.vector_type == "halfvec" else 1)
+        cand = k * fan
         vt = Vec(qv)
         kq = self._kq_params(terms) if terms is not None and terms[1] else []
         coverage = bool(kq)
-        yield Query(q.SET_ITERATIVE, (str(max(self.cfg.ef_search, cand)),))
+        yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
         stmt = self.vec.hits(where, exact=False, coverage=coverage)
         rows = yield Query(stmt, [*kq, vt, *params, vt, cand, k])
-        yield Query(q.RESET_KNOBS)
+        if plan.filtered:
+            yield Query(q.RESET_KNOBS)
         if len(rows) < k and params:
             stmt = self.vec.hits(where, exact=True, coverage=coverage)
             rows = yield Query(stmt, [*kq, vt, *params, vt, cand, k])
@@ -775,6 +780,19 @@ class StoreCore:
         cond, params = namespace_condition(ns)
         rows = yield Query(q.delete_by_source(cond), [*params, source])
         return int(rows[0]["n"])
+
+
+#: pg_textsearch before 1.3 keeps its corpus statistics in shared memory only: after a
+#: server restart every BM25 query returns nothing (timescale/pg_textsearch#350, #374; seen
+#: with the embedded server's 0.6.1). Older versions are left alone: ts_rank ranks instead.
+BM25_MIN_VERSION = (1, 3)
+
+
+def _bm25_usable(version: str | None) -> bool:
+    if not version:
+        return False
+    parts = [int(p) for p in re.findall(r"\d+", version)[:2]]
+    return tuple(parts) >= BM25_MIN_VERSION
 
 
 def _strings(value: Any) -> Iterable[str]:

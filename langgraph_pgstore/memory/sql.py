@@ -40,7 +40,7 @@ LIVE = sql.SQL("(i.expires_at IS NULL OR i.expires_at > now())")
 HAS_EXTENSIONS = """
 SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
        AND to_regclass('memory_vectors') IS NOT NULL AS vector,
-       EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_textsearch') AS bm25
+       (SELECT extversion FROM pg_extension WHERE extname = 'pg_textsearch') AS bm25_version
 """
 INDEX_EXISTS = "SELECT to_regclass(%s) IS NOT NULL AS ok"
 #: Serialises run-time index creation between processes (key 2: the index name's hash).
@@ -203,12 +203,20 @@ _VECTOR_KNOBS = (
     "enable_hashjoin",
     "enable_mergejoin",
 )
-SET_ITERATIVE = (
-    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.ef_search', %s, true), "
-    + ", ".join(f"set_config('{k}', 'off', true)" for k in _VECTOR_KNOBS)
-)
-"""Params: ef_search (text)."""
+
+
+def set_iterative(ef_search: int, *, knobs: bool) -> sql.SQL:
+    """HNSW settings for this transaction: iterative scans (filters can't starve a page) and
+    the search breadth; with ``knobs`` (value filters) also the planner knobs above."""
+    parts = [
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        f"set_config('hnsw.ef_search', '{int(ef_search)}', true)",
+    ]
+    if knobs:
+        parts += [f"set_config('{k}', 'off', true)" for k in _VECTOR_KNOBS]
+    return sql.SQL("SELECT " + ", ".join(parts))
+
+
 RESET_KNOBS = "SELECT " + ", ".join(f"set_config('{k}', 'on', true)" for k in _VECTOR_KNOBS)
 
 #: Per-row keyword coverage: the share of the query's terms the item contains.
@@ -237,9 +245,11 @@ _OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "inner_product": "ip_ops"}
 class VectorSQL:
     """Distance expressions of one store (vector type, distance, dims), matching the index.
 
-    ``indexed`` is the exact expression the HNSW index was built on (so the planner can walk
-    it); ``exact`` is the same distance written so no index matches (the fallback for very
-    selective filters). Both take one parameter: the query vector (binary, float32).
+    ``indexed`` is the expression the HNSW index was built on (so the planner can walk it,
+    at half precision with ``halfvec``); ``exact`` is the distance at full precision, written
+    so no index matches: candidates come from the index, their order and score from
+    ``exact`` (pgvector's "index at half precision, then re-rank"), and it is the fallback
+    ordering for very selective filters. Both take one parameter: the query vector.
     """
 
     def __init__(self, cfg: StoreConfig) -> None:
@@ -256,7 +266,10 @@ class VectorSQL:
         self.indexed = sql.SQL("({a} {op} {b})").format(
             a=self.column, op=sql.SQL(_OPS[cfg.distance]), b=self.param
         )
-        self.exact = sql.SQL(_FUNCS[cfg.distance]).format(a=self.column, b=self.param)
+        # full precision, and written so that no index matches it
+        self.exact = sql.SQL(_FUNCS[cfg.distance]).format(
+            a=sql.SQL("v.embedding"), b=sql.SQL("(%b::vector({d}))").format(d=d)
+        )
 
     def create_index(self) -> sql.Composed:
         """The per-(dims, type, distance) HNSW index, partial on ``dims``."""
@@ -276,33 +289,37 @@ class VectorSQL:
     def hits(self, where: sql.Composable, *, exact: bool, coverage: bool) -> sql.Composed:
         """The ``k`` items nearest to the query vector, best vector of each item.
 
-        ``[WITH kq AS (...)] , c AS MATERIALIZED (SELECT v.prefix, v.key, dist FROM
+        ``WITH [kq AS (..),] c AS MATERIALIZED (SELECT v.prefix, v.key, dist FROM
         memory_vectors v JOIN memory_items i .. WHERE v.dims = D AND {where} ORDER BY dist
-        LIMIT %s) SELECT items, min(dist) AS dist [, coverage AS kw_cov] ... LIMIT %s``
+        LIMIT %s), b AS MATERIALIZED (best distance per item, the k best) SELECT items,
+        b.dist [, coverage AS kw_cov] FROM b JOIN memory_items i .. ORDER BY b.dist``
 
+        ``c`` walks the index; ``b`` is k rows, each joined to its item by primary key.
         Params: [cfg, or-query, terms, cfg when ``coverage``], vector, where's, vector,
         candidates, k.
         """
-        dist = self.exact if exact else self.indexed
+        order = self.exact if exact else self.indexed
         with_kq = sql.SQL("{}, ").format(_KQ) if coverage else sql.SQL("")
         cov = sql.SQL(", {} AS kw_cov").format(_COVERAGE) if coverage else sql.SQL("")
         return sql.SQL(
             "WITH {kq}c AS MATERIALIZED ("
             "SELECT v.prefix, v.key, {dist} AS dist"
             " FROM memory_vectors v JOIN memory_items i ON i.prefix = v.prefix AND i.key = v.key"
-            " WHERE v.dims = {d} AND {w} ORDER BY {dist} LIMIT %s)"
-            " SELECT {items}, min(c.dist) AS dist{cov} FROM c"
-            " JOIN memory_items i ON i.prefix = c.prefix AND i.key = c.key{kqjoin}"
-            " GROUP BY i.prefix, i.key{kqgroup} ORDER BY dist LIMIT %s"
+            " WHERE v.dims = {d} AND {w} ORDER BY {order} LIMIT %s),"
+            " b AS MATERIALIZED (SELECT prefix, key, min(dist) AS dist FROM c"
+            " GROUP BY prefix, key ORDER BY 3 LIMIT %s)"
+            " SELECT {items}, b.dist{cov} FROM b"
+            " JOIN memory_items i ON i.prefix = b.prefix AND i.key = b.key{kqjoin}"
+            " ORDER BY b.dist"
         ).format(
             kq=with_kq,
-            dist=dist,
+            dist=self.exact,
+            order=order,
             d=sql.Literal(self.cfg.dims),
             w=where,
             items=ITEMS,
             cov=cov,
             kqjoin=sql.SQL(" CROSS JOIN kq") if coverage else sql.SQL(""),
-            kqgroup=sql.SQL(", kq.terms") if coverage else sql.SQL(""),
         )
 
     def distance_of_item(self) -> sql.Composed:

@@ -17,7 +17,7 @@ import numpy as np
 from langgraph.store.base import NOT_PROVIDED, Op, Result
 
 from .._ops import Conn, run
-from .background import IDLE_EXIT, access_flush_op
+from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
 from .config import StoreOptions
 from .core import SWEEP_CHUNK, IndexArg, TTLArg, delete_op, get_op, put_op
@@ -220,7 +220,8 @@ class PgMemoryStore(MemoryStoreBase):
         self._wake.set()
 
     def _write_access(self) -> None:
-        """Flush notes as they come; exit after IDLE_EXIT s with nothing to do."""
+        """Flush notes as they come (at most every FLUSH_INTERVAL s); exit after IDLE_EXIT s
+        with nothing to do."""
         access = self.core.access
         live = access.liveness
         live.running = True
@@ -228,6 +229,7 @@ class PgMemoryStore(MemoryStoreBase):
             while not self._closed.is_set():
                 self._wake.wait(IDLE_EXIT)
                 self._wake.clear()
+                pause = FLUSH_INTERVAL  # let reads of the same items pile up
                 with self._flushing:
                     taken = access.take()
                     if taken:
@@ -235,12 +237,14 @@ class PgMemoryStore(MemoryStoreBase):
                             kept = run(self.conn, access_flush_op(taken))
                         except Exception as exc:  # logged and counted: notes are kept
                             access.settle(taken, None)
-                            self._closed.wait(live.failed(exc))
-                            self._wake.set()
-                            continue
-                        access.settle(taken, kept)
-                        live.ok()
-                        continue
+                            pause = live.failed(exc)
+                        else:
+                            access.settle(taken, kept)
+                            live.ok()
+                if taken:
+                    self._closed.wait(pause)
+                    self._wake.set()
+                    continue
                 with self._lock:
                     if not access.pending:
                         self._writer = None
