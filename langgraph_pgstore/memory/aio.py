@@ -90,7 +90,9 @@ class AsyncPgMemoryStore(MemoryStoreBase):
             docs = await emb.aembed_documents(plan.docs) if plan.docs else []
             queries = list(await asyncio.gather(*(emb.aembed_query(t) for t in plan.queries)))
         vectors = self.core.vectors(plan, docs, queries)
-        return await arun(self.conn, self.core.batch_op(plan, *vectors))
+        return await arun(
+            self.conn, self.core.batch_op(plan, *vectors), transaction=plan.transaction
+        )
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         """Queue ``op`` for the next batch (validated now: a bad op fails this caller only)."""

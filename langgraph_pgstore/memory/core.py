@@ -216,6 +216,15 @@ class Plan:
     queries: list[str] = field(default_factory=list)  # texts to embed as queries
     query_slot: dict[int, int] = field(default_factory=dict)  # search index -> queries index
 
+    @property
+    def transaction(self) -> bool:
+        """Whether the batch needs one transaction: writes do (all or nothing), and so do
+        filtered vector searches (their planner knobs are transaction-local); plain reads
+        run in autocommit, one round trip less each way, as LangGraph's stores do."""
+        return bool(self.puts) or any(
+            s.filtered and s.mode in ("vector", "hybrid") for s in self.searches.values()
+        )
+
 
 # --------------------------------------------------------------------------- the core
 

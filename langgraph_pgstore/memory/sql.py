@@ -69,9 +69,13 @@ def try_ddl(ddl: sql.Composed) -> sql.Composed:
 
 # --------------------------------------------------------------------------- items
 
+#: Items by (prefix, key): the lateral join makes each one a primary-key lookup whatever the
+#: planner guesses of ``unnest`` (it guesses 100 rows, and would hash the whole table).
+_BY_KEYS = "unnest(%s::text[], %s::text[]) AS u(prefix, key) CROSS JOIN LATERAL ("
+
 GET_ITEMS = sql.SQL(
-    "SELECT {items} FROM memory_items i JOIN unnest(%s::text[], %s::text[]) AS u(prefix, key)"
-    " ON i.prefix = u.prefix AND i.key = u.key"
+    "SELECT {items} FROM " + _BY_KEYS + "SELECT * FROM memory_items i"
+    " WHERE i.prefix = u.prefix AND i.key = u.key) AS i"
 ).format(items=ITEMS)
 """Params: prefixes, keys (append ``WHERE LIVE`` to hide expired items)."""
 
@@ -116,13 +120,14 @@ WHERE prefix = %s AND key = %s
 """
 
 ACCESS_FLUSH = """
-WITH u AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::bool[])
+WITH locked AS MATERIALIZED (
+    SELECT u.*, l.row_id
+    FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::bool[])
         AS u(prefix, key, n, seen_at, refresh)
-), locked AS (
-    SELECT i.prefix, i.key FROM memory_items i JOIN u ON i.prefix = u.prefix AND i.key = u.key
-    ORDER BY i.prefix, i.key
-    FOR UPDATE OF i SKIP LOCKED
+    CROSS JOIN LATERAL (
+        SELECT i.ctid AS row_id FROM memory_items i WHERE i.prefix = u.prefix AND i.key = u.key
+        FOR UPDATE SKIP LOCKED
+    ) AS l
 )
 UPDATE memory_items i SET
     access_count = i.access_count + u.n,
@@ -131,17 +136,19 @@ UPDATE memory_items i SET
     expires_at = CASE WHEN u.refresh AND i.ttl_minutes IS NOT NULL AND i.expires_at > now()
                       THEN now() + make_interval(secs => i.ttl_minutes * 60)
                       ELSE i.expires_at END
-FROM locked l JOIN u ON u.prefix = l.prefix AND u.key = l.key
-WHERE i.prefix = l.prefix AND i.key = l.key
+FROM locked u
+WHERE i.ctid = ANY(ARRAY(SELECT row_id FROM locked)) AND i.ctid = u.row_id
 RETURNING i.prefix, i.key
 """
-"""Params: prefixes, keys, read counts, last read times, refresh flags. Rows are locked in
-key order and locked rows skipped (the caller retries them), so flushes never wait on or
-deadlock with each other or with writers. An expired row is never revived."""
-EXISTING = """
-SELECT i.prefix, i.key FROM memory_items i
-JOIN unnest(%s::text[], %s::text[]) AS u(prefix, key) ON i.prefix = u.prefix AND i.key = u.key
-"""
+"""Params: prefixes, keys (sorted), read counts, last read times, refresh flags. Rows are
+locked one by one in key order, by primary key, and locked rows skipped (the caller retries
+them), so flushes never wait on or deadlock with each other or with writers; the update then
+finds each locked row by its ``ctid`` (stable while locked). An expired row is never
+revived."""
+EXISTING = (
+    "SELECT i.prefix, i.key FROM " + _BY_KEYS + "SELECT i.prefix, i.key FROM memory_items i"
+    " WHERE i.prefix = u.prefix AND i.key = u.key) AS i"
+)
 #: Bookkeeping writes don't wait for the WAL flush.
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
@@ -206,11 +213,12 @@ _VECTOR_KNOBS = (
 
 
 def set_iterative(ef_search: int, *, knobs: bool) -> sql.SQL:
-    """HNSW settings for this transaction: iterative scans (filters can't starve a page) and
-    the search breadth; with ``knobs`` (value filters) also the planner knobs above."""
+    """HNSW settings: iterative scans (filters can't starve a page) and the search breadth,
+    for the session (they only steer HNSW scans, so a search needs no transaction); with
+    ``knobs`` (value filters, in a transaction) also the planner knobs above, locally."""
     parts = [
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-        f"set_config('hnsw.ef_search', '{int(ef_search)}', true)",
+        "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        f"set_config('hnsw.ef_search', '{int(ef_search)}', false)",
     ]
     if knobs:
         parts += [f"set_config('{k}', 'off', true)" for k in _VECTOR_KNOBS]

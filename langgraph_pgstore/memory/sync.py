@@ -70,7 +70,7 @@ class PgMemoryStore(MemoryStoreBase):
             docs = emb.embed_documents(plan.docs) if plan.docs else []
             queries = [emb.embed_query(text) for text in plan.queries]
         vectors: tuple[np.ndarray, list[np.ndarray]] = self.core.vectors(plan, docs, queries)
-        return run(self.conn, self.core.batch_op(plan, *vectors))
+        return run(self.conn, self.core.batch_op(plan, *vectors), transaction=plan.transaction)
 
     def _one(self, op: Op) -> Any:
         return self._batch([op])[0]
