@@ -545,34 +545,18 @@ class StoreCore:
         terms: tuple[str, list[str]] | None = None
         if plan.mode in ("keyword", "hybrid"):
             terms = keyword_terms(cast(str, op.query))
-        found: dict[tuple[str, str], Candidate] = {}
-        if plan.mode in ("vector", "hybrid") and pool:
-            assert qv is not None
-            rows = yield from self._vector_hits(plan, qv, pool, terms)
+        found: list[Candidate] = []
+        if pool and (qv is not None or (terms is not None and terms[1])):
+            rows = yield from self._hits(plan, qv, pool, terms)
             for r in rows:
-                sim: float | None = similarity(float(r["dist"]), cfg.distance)
-                rel = relevance(plan.mode, sim, r.get("kw_cov"), cfg.ranking.keyword_weight)
-                found[(r["prefix"], r["key"])] = Candidate(r, cast(float, rel))
-        if terms is not None and terms[1] and pool:
-            rows = yield from self._keyword_hits(plan, terms, qv, pool)
-            for r in rows:
-                k = (r["prefix"], r["key"])
-                if k in found:
-                    continue
-                sim = None
-                if r.get("dist") is not None:
-                    sim = similarity(float(r["dist"]), cfg.distance)
-                cov = float(r["kw_cov"])
+                sim = None if r["dist"] is None else similarity(float(r["dist"]), cfg.distance)
+                cov = r.get("kw_cov")
                 rel = relevance(plan.mode, sim, cov, cfg.ranking.keyword_weight)
-                if rel is None:
-                    continue
-                if plan.mode == "keyword" and cov > 0:  # within equal coverage, by ts_rank
-                    found[k] = Candidate(r, rel, float(r["kw_rank"]))
-                elif plan.mode == "hybrid":
-                    found[k] = Candidate(r, rel)
-        cands = [
-            c for c in found.values() if plan.min_score is None or c.relevance >= plan.min_score
-        ]
+                if rel is None or (plan.mode == "keyword" and not cov):
+                    continue  # no vector (index=False), or no query term
+                tiebreak = float(r["kw_rank"]) if plan.mode == "keyword" else 0.0
+                found.append(Candidate(r, rel, tiebreak))
+        cands = [c for c in found if plan.min_score is None or c.relevance >= plan.min_score]
         now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
         ordered = rank(cands, cfg.ranking, now)
         if plan.cursor is not None:
@@ -631,54 +615,48 @@ class StoreCore:
             )
         return Page((to_search_item(r) for r in rows), nxt)
 
-    def _vector_hits(
+    def _hits(
         self,
         plan: SearchPlan,
-        qv: np.ndarray,
+        qv: np.ndarray | None,
         k: int,
         terms: tuple[str, list[str]] | None,
     ) -> DbOp[list[DictRow]]:
-        """Walk the HNSW index with iterative scans (filters can't starve the result); if a
-        very selective filter still leaves fewer than ``k`` rows, rank its matches exactly."""
-        assert self.vec is not None
+        """The candidates of a search with a query, in one statement (see
+        :func:`.sql.search_statement`). The vector side walks the HNSW index with iterative
+        scans (filters can't starve it); if a very selective filter still leaves it fewer
+        than ``k`` items, the statement runs again ranking every match exactly."""
         where, params = plan.where
-        # candidates: any field of an item may come up; half-precision order is re-ranked
-        fan = max(len(self.cfg.fields), 1) * (2 if self.cfg.vector_type == "halfvec" else 1)
-        cand = k * fan
-        vt = Vec(qv)
-        kq = self._kq_params(terms) if terms is not None and terms[1] else []
-        coverage = bool(kq)
-        yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
-        stmt = self.vec.hits(where, exact=False, coverage=coverage)
-        rows = yield Query(stmt, [*kq, vt, *params, vt, cand, k])
-        if plan.filtered:
-            yield Query(q.RESET_KNOBS)
-        if len(rows) < k and params:
-            stmt = self.vec.hits(where, exact=True, coverage=coverage)
-            rows = yield Query(stmt, [*kq, vt, *params, vt, cand, k])
-        return rows
-
-    def _kq_params(self, terms: tuple[str, list[str]]) -> list[Any]:
-        return [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]
-
-    def _keyword_hits(
-        self,
-        plan: SearchPlan,
-        terms: tuple[str, list[str]],
-        qv: np.ndarray | None,
-        k: int,
-    ) -> DbOp[list[DictRow]]:
-        where, params = plan.where
-        hybrid = plan.mode == "hybrid" and self.vec is not None and qv is not None
-        dist = self.vec.distance_of_item() if hybrid and self.vec is not None else None
-        vt = [Vec(qv)] if hybrid and qv is not None else []
-        kq = self._kq_params(terms)
-        if self.has_bm25:
+        vector = qv is not None and plan.mode in ("vector", "hybrid")
+        keyword = terms is not None and bool(terms[1])
+        bm25 = self.cfg.bm25_index if keyword and self.has_bm25 else None
+        args: list[Any] = []
+        if keyword:
+            assert terms is not None
+            args += [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]
+        if vector:
+            assert self.vec is not None and qv is not None
+            vt = Vec(qv)
+            # any field of an item may come up; a half-precision order is re-ranked
+            fan = max(len(self.cfg.fields), 1) * (2 if self.cfg.vector_type == "halfvec" else 1)
+            args += [vt, *params, vt, k * fan, k]
+            yield Query(q.set_iterative(max(self.cfg.ef_search, k * fan), knobs=plan.filtered))
+        if keyword:
+            assert terms is not None
             text = " ".join(terms[1])
-            stmt = q.keyword_hits(where, bm25_index=self.cfg.bm25_index, distance=dist)
-            return (yield Query(stmt, [*kq, *vt, text, *params, text, k]))
-        stmt = q.keyword_hits(where, bm25_index=None, distance=dist)
-        return (yield Query(stmt, [*kq, *vt, *params, k]))
+            args += [text, *params, text, k] if bm25 else [*params, k]
+        if vector and keyword:
+            args.append(vt)
+        stmt = q.search_statement(self.vec, where, vector=vector, keyword=keyword, bm25_index=bm25)
+        rows = yield Query(stmt, args)
+        if vector and plan.filtered:
+            yield Query(q.RESET_KNOBS)
+        if vector and params and sum(r["by_vector"] for r in rows) < k:
+            stmt = q.search_statement(
+                self.vec, where, vector=True, keyword=keyword, exact=True, bm25_index=bm25
+            )
+            rows = yield Query(stmt, args)
+        return rows
 
     # ---- writes --------------------------------------------------------------------------
 

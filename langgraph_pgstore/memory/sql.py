@@ -24,9 +24,9 @@ __all__ = [
     "VectorSQL",
     "delete_by_source",
     "find_duplicates",
-    "keyword_hits",
     "list_items",
     "list_namespaces",
+    "search_statement",
     "sweep",
 ]
 
@@ -294,42 +294,6 @@ class VectorSQL:
             d=sql.Literal(cfg.dims),
         )
 
-    def hits(self, where: sql.Composable, *, exact: bool, coverage: bool) -> sql.Composed:
-        """The ``k`` items nearest to the query vector, best vector of each item.
-
-        ``WITH [kq AS (..),] c AS MATERIALIZED (SELECT v.prefix, v.key, dist FROM
-        memory_vectors v JOIN memory_items i .. WHERE v.dims = D AND {where} ORDER BY dist
-        LIMIT %s), b AS MATERIALIZED (best distance per item, the k best) SELECT items,
-        b.dist [, coverage AS kw_cov] FROM b JOIN memory_items i .. ORDER BY b.dist``
-
-        ``c`` walks the index; ``b`` is k rows, each joined to its item by primary key.
-        Params: [cfg, or-query, terms, cfg when ``coverage``], vector, where's, vector,
-        candidates, k.
-        """
-        order = self.exact if exact else self.indexed
-        with_kq = sql.SQL("{}, ").format(_KQ) if coverage else sql.SQL("")
-        cov = sql.SQL(", {} AS kw_cov").format(_COVERAGE) if coverage else sql.SQL("")
-        return sql.SQL(
-            "WITH {kq}c AS MATERIALIZED ("
-            "SELECT v.prefix, v.key, {dist} AS dist"
-            " FROM memory_vectors v JOIN memory_items i ON i.prefix = v.prefix AND i.key = v.key"
-            " WHERE v.dims = {d} AND {w} ORDER BY {order} LIMIT %s),"
-            " b AS MATERIALIZED (SELECT prefix, key, min(dist) AS dist FROM c"
-            " GROUP BY prefix, key ORDER BY 3 LIMIT %s)"
-            " SELECT {items}, b.dist{cov} FROM b"
-            " JOIN memory_items i ON i.prefix = b.prefix AND i.key = b.key{kqjoin}"
-            " ORDER BY b.dist"
-        ).format(
-            kq=with_kq,
-            dist=self.exact,
-            order=order,
-            d=sql.Literal(self.cfg.dims),
-            w=where,
-            items=ITEMS,
-            cov=cov,
-            kqjoin=sql.SQL(" CROSS JOIN kq") if coverage else sql.SQL(""),
-        )
-
     def distance_of_item(self) -> sql.Composed:
         """Exact distance of item ``i`` (its best field) to the query vector; NULL when the
         item has no vector (``index=False``)."""
@@ -339,40 +303,99 @@ class VectorSQL:
         ).format(dist=self.exact, d=sql.Literal(self.cfg.dims))
 
 
-def keyword_hits(
-    where: sql.Composable, *, bm25_index: str | None, distance: sql.Composable | None
+def search_statement(
+    vec: VectorSQL | None,
+    where: sql.Composable,
+    *,
+    vector: bool,
+    keyword: bool,
+    exact: bool = False,
+    bm25_index: str | None = None,
 ) -> sql.Composed:
-    """The ``k`` best keyword matches, with their coverage (share of query terms found).
+    """One statement for a search with a query: its candidates and what ranking needs.
 
-    With pg_textsearch (``bm25_index``) the candidates are the BM25 index's best (fast top-k,
-    whatever the number of matches); otherwise the GIN index on ``search_tsv`` finds every
-    match, ordered by coverage then ``ts_rank``. Either way ``kw_rank`` is ``ts_rank``: it
-    depends on the item alone (BM25's corpus statistics move with every insert), so the
-    order, and cursor paging, stay stable.
-    ``distance`` (hybrid) adds each item's exact vector distance.
+    Vector side (``vector``): ``c`` walks the HNSW index (``exact``: ranks every match
+    instead), ``b`` keeps each item's best field, the k best. Keyword side (``keyword``):
+    ``kw`` takes the k best matches, from pg_textsearch's BM25 index (``bm25_index``: fast
+    top-k) or the GIN index on ``search_tsv`` (every match, by coverage then ``ts_rank``).
+    Both in hybrid mode; the final select joins the union to the items by primary key::
 
-    ``WITH kq AS (...) SELECT items, kw_rank, kw_cov [, dist] FROM memory_items i, kq
-    WHERE <match> AND {where} ORDER BY .. LIMIT %s``
+        WITH [kq AS (..),] [c AS (..), b AS (..),] [kw AS (..)]
+        SELECT items, dist, kw_cov, kw_rank, by_vector FROM (b UNION kw) u JOIN memory_items i
 
-    Params, with BM25: cfg, or-query, terms, cfg, [vector], text, where's, text, k;
-    without: cfg, or-query, terms, cfg, [vector], where's, k.
+    ``dist`` is b's (a keyword-only candidate of a hybrid search: computed, NULL without a
+    vector), ``kw_cov`` the share of query terms the item has, ``kw_rank`` its ``ts_rank``
+    (per item, so the order stays stable under inserts, unlike BM25's corpus statistics).
+
+    Params, in order: [cfg, or-query, terms, cfg] (keyword side); [vector, where's, vector,
+    candidates, k] (vector side); [where's, k] or, with BM25, [text, where's, text, k]
+    (keyword side); [vector] (hybrid).
     """
-    dist = sql.SQL(", {} AS dist").format(distance) if distance is not None else sql.SQL("")
-    if bm25_index is not None:
-        score = sql.SQL("(i.search_text <@> to_bm25query(%s, {idx}))").format(
-            idx=sql.Literal(bm25_index)
+    ctes: list[sql.Composable] = []
+    cols: list[sql.Composable] = [ITEMS]
+    if keyword:
+        ctes.append(_KQ)
+    if vector:
+        assert vec is not None
+        ctes.append(
+            sql.SQL(
+                "c AS MATERIALIZED (SELECT v.prefix, v.key, {dist} AS dist FROM memory_vectors v"
+                " JOIN memory_items i ON i.prefix = v.prefix AND i.key = v.key"
+                " WHERE v.dims = {d} AND {w} ORDER BY {order} LIMIT %s),"
+                " b AS MATERIALIZED (SELECT prefix, key, min(dist) AS dist FROM c"
+                " GROUP BY prefix, key ORDER BY 3 LIMIT %s)"
+            ).format(
+                dist=vec.exact,
+                order=vec.exact if exact else vec.indexed,
+                d=sql.Literal(vec.cfg.dims),
+                w=where,
+            )
         )
-        return sql.SQL(
-            "WITH {kq} SELECT {items}, ts_rank(i.search_tsv, kq.q) AS kw_rank,"
-            " {cov} AS kw_cov{dist} FROM memory_items i, kq WHERE {s} < 0 AND {w}"
-            " ORDER BY {s} LIMIT %s"
-        ).format(kq=_KQ, items=ITEMS, s=score, cov=_COVERAGE, dist=dist, w=where)
+    if keyword:
+        if bm25_index is not None:
+            score = sql.SQL("(i.search_text <@> to_bm25query(%s, {idx}))").format(
+                idx=sql.Literal(bm25_index)
+            )
+            kw = sql.SQL(
+                "kw AS MATERIALIZED (SELECT i.prefix, i.key FROM memory_items i"
+                " WHERE {s} < 0 AND {w} ORDER BY {s} LIMIT %s)"
+            ).format(s=score, w=where)
+        else:
+            kw = sql.SQL(
+                "kw AS MATERIALIZED (SELECT i.prefix, i.key FROM memory_items i, kq"
+                " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ kq.q AND {w}"
+                " ORDER BY {cov} DESC, ts_rank(i.search_tsv, kq.q) DESC LIMIT %s)"
+            ).format(w=where, cov=_COVERAGE)
+        ctes.append(kw)
+    if vector and keyword:
+        assert vec is not None
+        cols.append(sql.SQL("coalesce(b.dist, {}) AS dist").format(vec.distance_of_item()))
+        source = sql.SQL(
+            "(SELECT prefix, key FROM b UNION SELECT prefix, key FROM kw) AS u"
+            " LEFT JOIN b ON b.prefix = u.prefix AND b.key = u.key"
+        )
+    elif vector:
+        cols.append(sql.SQL("u.dist"))
+        source = sql.SQL("b AS u")
+    else:
+        cols.append(sql.SQL("NULL::float8 AS dist"))
+        source = sql.SQL("kw AS u")
+    if keyword:
+        cols += [
+            sql.SQL("{} AS kw_cov").format(_COVERAGE),
+            sql.SQL("ts_rank(i.search_tsv, kq.q) AS kw_rank"),
+        ]
+    by_vector = "b.key IS NOT NULL" if vector and keyword else "true" if vector else "false"
+    cols.append(sql.SQL(by_vector + " AS by_vector"))
     return sql.SQL(
-        "WITH {kq} SELECT * FROM (SELECT {items}, ts_rank(i.search_tsv, kq.q) AS kw_rank,"
-        " {cov} AS kw_cov{dist} FROM memory_items i, kq"
-        " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ kq.q AND {w}) AS m"
-        " ORDER BY kw_cov DESC, kw_rank DESC LIMIT %s"
-    ).format(kq=_KQ, items=ITEMS, cov=_COVERAGE, dist=dist, w=where)
+        "WITH {ctes} SELECT {cols} FROM {source}"
+        " JOIN memory_items i ON i.prefix = u.prefix AND i.key = u.key{kq}"
+    ).format(
+        ctes=sql.SQL(", ").join(ctes),
+        cols=sql.SQL(", ").join(cols),
+        source=source,
+        kq=sql.SQL(" CROSS JOIN kq") if keyword else sql.SQL(""),
+    )
 
 
 def _similarity(dist: sql.Composable, distance: DistanceType) -> sql.Composed:

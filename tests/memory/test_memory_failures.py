@@ -292,7 +292,7 @@ def test_filtered_vector_search_fills_limit_and_walks_the_index(db: Database) ->
         c.execute("ANALYZE memory_items")
         c.execute("ANALYZE memory_vectors")
     plan = s.core.plan([SearchOp(("docs",), {"g": {"$lt": 10}}, 10, 0, "q")]).searches[0]
-    gen = s.core._vector_hits(plan, np.asarray(embed(["q"])[0], np.float32), 10, None)
+    gen = s.core._hits(plan, np.asarray(embed(["q"])[0], np.float32), 10, None)
     setting = next(gen)
     query = gen.send([])
     from psycopg import sql
