@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
 from langgraph.store.base import BaseStore
 
 #: Backends the shared contract runs on: ours (sync, async) and LangGraph's anchors.
@@ -122,3 +124,103 @@ def bag_of_words(texts: list[str]) -> list[list[float]]:
 
 def bow_index(**extra: Any) -> dict[str, Any]:
     return {"dims": len(WORDS), "embed": bag_of_words, **extra}
+
+
+class FakeToolModel(BaseChatModel):
+    """A tool-calling chat model without network, standing in for an LLM by rule.
+
+    - Asked to extract memories (LangMem's memory manager binds ``Memory`` and ``PatchDoc``):
+      every user statement (not a question) becomes a memory in the third person; one that
+      shares a subject word with an existing memory patches that memory instead.
+    - As an agent with LangMem's tools (``manage_memory``, ``search_memory``): a statement is
+      stored, a question searched, and a tool result answered with the memory it found.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-tools"
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self, messages: list[Any], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        from langchain_core.outputs import ChatGeneration, ChatResult
+
+        names = {t["function"]["name"] for t in kwargs.get("tools", [])}
+        if "Memory" in names:
+            message = self._extract(messages, names)
+        elif "manage_memory" in names:
+            message = self._agent(messages)
+        else:
+            message = AIMessage("ok")
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _extract(messages: list[Any], names: set[str]) -> AIMessage:
+        import re
+
+        prompt = "\n".join(str(m.content) for m in messages)
+        existing = dict(
+            re.findall(r"<instance id=(\S+) schema_type=\"Memory\">\n\{'content': '(.*)'\}", prompt)
+        )
+        said = re.findall(r"Human Message =+\n\n(.*?)(?=\n\n=+ |\Z)", prompt, re.S)
+        calls = []
+        for text in said:
+            if text.strip().endswith("?"):
+                continue
+            fact = third_person(text.strip())
+            words = {w for w in re.findall(r"\w{4,}", fact.lower())}
+            same = [i for i, c in existing.items() if words & set(re.findall(r"\w{4,}", c.lower()))]
+            if same and "PatchDoc" in names:
+                args = {
+                    "json_doc_id": same[0],
+                    "planned_edits": "replace the content with the newer fact",
+                    "patches": [{"op": "replace", "path": "/content", "value": fact}],
+                }
+                calls.append({"name": "PatchDoc", "args": args, "id": f"call_{len(calls)}"})
+            else:
+                calls.append(
+                    {"name": "Memory", "args": {"content": fact}, "id": f"call_{len(calls)}"}
+                )
+        return AIMessage("", tool_calls=calls)
+
+    @staticmethod
+    def _agent(messages: list[Any]) -> AIMessage:
+        import json
+
+        last = messages[-1]
+        if last.type == "tool":
+            found = json.loads(last.content) if last.name == "search_memory" else []
+            if last.name == "search_memory":
+                best = found[0]["value"]["content"] if found else "nothing"
+                return AIMessage(f"From memory: {best}")
+            return AIMessage("Noted.")
+        text = str(last.content)
+        if text.endswith("?"):
+            call = {"name": "search_memory", "args": {"query": text}, "id": "call_s"}
+        else:
+            content = third_person(text)
+            call = {
+                "name": "manage_memory",
+                "args": {"content": content, "action": "create"},
+                "id": "call_m",
+            }
+        return AIMessage("", tool_calls=[call])
+
+
+def third_person(text: str) -> str:
+    """'I am allergic to peanuts.' -> 'User is allergic to peanuts' (what a model would write)."""
+    import re
+
+    out = re.sub(r"\bmy\b", "their", text.strip().rstrip("."))
+    if out.startswith("I am "):
+        return "User is " + out[5:]
+    m = re.match(r"I (\w+)(.*)", out)
+    if not m:
+        return out
+    verb = m.group(1) if m.group(1).endswith(("ed", "s")) else m.group(1) + "s"
+    return f"User {verb}{m.group(2)}"
