@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from . import ownership, tenancy
 from ._ops import arun, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
@@ -100,12 +101,40 @@ def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
 
 
 class _Common:
-    """What the sync and async hubs share: settings, URL, the embedded server handle."""
+    """What the sync and async hubs share: settings, URL, the embedded server handle, and
+    the tenant scopes."""
+
+    pool: Any
 
     def __init__(self, url: str, settings: Settings, server: EmbeddedServer | None) -> None:
         self.url = url
         self.settings = settings
         self.server = server
+
+    def _bind(self, role: dict[str, Any]) -> None:
+        """Remember the pool's role and default tenant (what every transaction consults);
+        refuse a default tenant on a role that bypasses row-level security."""
+        bound = tenancy.Binding(self.settings.tenant, role["role"], bool(role["bypass"]))
+        tenancy.bind(self.pool, bound)
+        if bound.default is not None:
+            tenancy.tenant_scope(bound.default, bound)  # raises PermissionDenied if bypass
+
+    @property
+    def bypasses_rls(self) -> bool:
+        """The role sees every row (superuser, BYPASSRLS, owner of the tables): the admin path."""
+        bound = tenancy.binding(self.pool)
+        return bound is not None and bound.bypass
+
+    def tenant(self, tenant: str) -> tenancy.Scope:
+        """``with db.tenant("alice"):`` (or ``async with``): every transaction of the block
+        acts for ``alice``, whatever the default. For a host, per request, after its own
+        authentication; never from graph metadata. Refused on a role that bypasses RLS."""
+        return tenancy.tenant_scope(tenant, tenancy.binding(self.pool))
+
+    def on_behalf_of(self, user: str) -> tenancy.Scope:
+        """``with db.on_behalf_of("alice"):``: rows written in the block that have no other
+        owner (no tenant, outside a graph run) belong to ``alice``. Attribution only."""
+        return tenancy.on_behalf_of_scope(user)
 
     @property
     def redacted_url(self) -> str:
@@ -176,6 +205,7 @@ class Database(_Common):
             pool.open(wait=True, timeout=settings.connect_timeout)
             if migrate:
                 db.migrate(only_if_needed=True)
+            db._bind(run(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             pool.close()
             raise _unavailable(real_url, exc) from exc
@@ -239,7 +269,28 @@ class Database(_Common):
             report = run(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        return _migrate(self.url, self.settings)
+        revision = _migrate(self.url, self.settings)
+        if tenancy.binding(self.pool) is not None:  # the role may now own the tables
+            self._bind(run(self.pool, tenancy.role_op()))
+        return revision
+
+    def tenancy_state(self) -> tenancy.TenancyState:
+        """``on`` (row-level security enforces owners), ``off``, ``partial`` or ``absent``."""
+        return run(self.pool, tenancy.status_op())
+
+    def set_tenancy(self, on: bool) -> tenancy.TenancyState:
+        """Switch row-level security on or off for every owned table (the tables' owner
+        only); returns the new state."""
+        return run(self.pool, tenancy.switch_op(on))
+
+    def purge_user(self, external_id: str) -> dict[str, int]:
+        """Delete everything the user owns, everywhere; rows deleted per table (admin path)."""
+        return self.conversations.purge_user(external_id)
+
+    def export_user(self, external_id: str) -> dict[str, Any]:
+        """Everything held about the user as JSON-ready data, checkpoint blobs decoded with
+        the checkpointer's serializer (the right of access; admin path)."""
+        return run(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
@@ -281,6 +332,7 @@ class AsyncDatabase(_Common):
             await pool.open(wait=True, timeout=settings.connect_timeout)
             if migrate:
                 await db.amigrate(only_if_needed=True)
+            db._bind(await arun(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             await pool.close()
             raise _unavailable(real_url, exc) from exc
@@ -344,9 +396,22 @@ class AsyncDatabase(_Common):
             report = await arun(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        import asyncio
+        revision = await asyncio.to_thread(_migrate, self.url, self.settings)
+        if tenancy.binding(self.pool) is not None:
+            self._bind(await arun(self.pool, tenancy.role_op()))
+        return revision
 
-        return await asyncio.to_thread(_migrate, self.url, self.settings)
+    async def atenancy_state(self) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.status_op())
+
+    async def aset_tenancy(self, on: bool) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.switch_op(on))
+
+    async def apurge_user(self, external_id: str) -> dict[str, int]:
+        return await self.conversations.purge_user(external_id)
+
+    async def aexport_user(self, external_id: str) -> dict[str, Any]:
+        return await arun(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""

@@ -19,7 +19,15 @@ import psycopg
 
 from .._ops import Op, arun
 from ..database import AsyncDatabase
-from ..errors import DatabaseUnavailable, InvalidInput, MigrationError, NotFound, PgStoreError
+from ..errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    MigrationError,
+    NotFound,
+    PermissionDenied,
+    PgStoreError,
+)
+from ..tenancy import validate_id
 from . import queries
 
 __all__ = ["create_app", "create_router"]
@@ -36,8 +44,22 @@ Cursor = Annotated[
 
 
 async def _anonymous() -> str | None:
-    """No authentication hook: results are not scoped."""
+    """No authentication hook: results are not scoped (an admin surface)."""
     return None
+
+
+def _authenticated(auth: Callable[..., Any]) -> Callable[..., Any]:
+    """The host's ``auth`` dependency, failing closed: no caller is HTTP 401, never "all"."""
+
+    async def caller(user: Annotated[Any, Depends(auth)]) -> str:
+        if user is None or user == "":
+            raise HTTPException(401, "not authenticated")
+        try:
+            return validate_id(str(user), "caller id")
+        except InvalidInput as exc:
+            raise HTTPException(401, "not authenticated") from exc
+
+    return caller
 
 
 def create_router(
@@ -49,15 +71,24 @@ def create_router(
 
     ``db`` may be a callable returning the database, for hosts that open it in their
     lifespan (after the router is built). ``auth`` is a dependency returning the caller's
-    user id (or raising ``HTTPException(401)``); health routes are never scoped.
+    user id (an external id) or None / raising ``HTTPException(401)`` for no caller, which
+    answers 401. Each request then reads only the caller's rows: its queries keep to
+    ``owner_id = caller`` and run as that tenant (so row-level security enforces it too,
+    unless the role bypasses it). Without ``auth`` the router reads every user's rows: an
+    admin surface, to serve only behind your own access control. Health is never scoped.
     """
     get_db: Callable[[], AsyncDatabase] = db if callable(db) else (lambda: db)
     router = APIRouter()
-    Caller = Annotated[str | None, Depends(auth or _anonymous)]
+    Caller = Annotated[str | None, Depends(_authenticated(auth) if auth else _anonymous)]
 
-    async def call(op: Op[T]) -> T:
+    async def call(op: Op[T], caller: str | None = None) -> T:
+        database = get_db()
         try:
-            return await arun(get_db().pool, op)
+            # An admin role can't be scoped (it would see all): the owner filters remain.
+            if caller is not None and not database.bypasses_rls:
+                with database.tenant(caller):
+                    return await arun(database.pool, op)
+            return await arun(database.pool, op)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         except InvalidInput as exc:
@@ -66,6 +97,8 @@ def create_router(
             raise HTTPException(503, "database unavailable") from exc
         except MigrationError as exc:  # an operator's fix, not the caller's: "try later"
             raise HTTPException(503, str(exc)) from exc
+        except PermissionDenied as exc:
+            raise HTTPException(403, str(exc)) from exc
         except PgStoreError as exc:
             raise HTTPException(500, str(exc)) from exc
 
@@ -110,27 +143,28 @@ def create_router(
                 graph_name=graph_name,
                 thread_id=thread_id,
                 user_id=user,
-            )
+            ),
+            user,
         )
 
     @router.get("/runs/{run_id}", tags=["runs"], summary="One run")
     async def get_run(run_id: UUID, user: Caller) -> dict[str, Any]:
-        detail = await call(queries.get_run(run_id, user_id=user))
+        detail = await call(queries.get_run(run_id, user_id=user), user)
         return cast(dict[str, Any], detail["run"])
 
     @router.get("/runs/{run_id}/steps", tags=["runs"], summary="A run's step timeline")
     async def run_steps(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        detail = await call(queries.get_run(run_id, user_id=user))
+        detail = await call(queries.get_run(run_id, user_id=user), user)
         return cast(list[dict[str, Any]], detail["steps"])
 
     @router.get("/runs/{run_id}/llm_calls", tags=["runs"], summary="A run's LLM calls")
     async def run_llm_calls(run_id: UUID, user: Caller) -> list[dict[str, Any]]:
-        detail = await call(queries.get_run(run_id, user_id=user))
+        detail = await call(queries.get_run(run_id, user_id=user), user)
         return cast(list[dict[str, Any]], detail["llm_calls"])
 
     @router.get("/runs/{run_id}/stats", tags=["runs"], summary="Tokens, cost, latency of a run")
     async def run_stats(run_id: UUID, user: Caller) -> dict[str, Any]:
-        return await call(queries.run_stats(run_id, user_id=user))
+        return await call(queries.run_stats(run_id, user_id=user), user)
 
     @router.get("/stats", tags=["runs"], summary="Totals grouped by session/user/graph/model/day")
     async def grouped_stats(
@@ -140,7 +174,8 @@ def create_router(
         graph_name: str | None = None,
     ) -> list[dict[str, Any]]:
         return await call(
-            queries.grouped_stats(by, user_id=user, thread_id=thread_id, graph_name=graph_name)
+            queries.grouped_stats(by, user_id=user, thread_id=thread_id, graph_name=graph_name),
+            user,
         )
 
     @router.get("/sessions", tags=["sessions"], summary="Sessions, most recently updated first")
@@ -148,12 +183,12 @@ def create_router(
         user: Caller, limit: Limit = 50, cursor: Cursor = None, status: str | None = None
     ) -> dict[str, Any]:
         return await call(
-            queries.list_sessions(limit=limit, cursor=cursor, status=status, user_id=user)
+            queries.list_sessions(limit=limit, cursor=cursor, status=status, user_id=user), user
         )
 
     @router.get("/sessions/{session_id}", tags=["sessions"], summary="One session")
     async def get_session(session_id: UUID, user: Caller) -> dict[str, Any]:
-        return await call(queries.get_session(session_id, user_id=user))
+        return await call(queries.get_session(session_id, user_id=user), user)
 
     @router.get(
         "/sessions/{session_id}/messages", tags=["sessions"], summary="A session's messages"
@@ -162,7 +197,7 @@ def create_router(
         session_id: UUID, user: Caller, limit: Limit = 100, cursor: Cursor = None
     ) -> dict[str, Any]:
         return await call(
-            queries.list_messages(session_id, limit=limit, cursor=cursor, user_id=user)
+            queries.list_messages(session_id, limit=limit, cursor=cursor, user_id=user), user
         )
 
     return router

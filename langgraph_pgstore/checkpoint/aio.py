@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .. import tenancy
 from .._ops import AConn, aconnection, arun
 from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput
@@ -30,6 +33,8 @@ __all__ = ["AsyncPgCheckpointer"]
 
 class AsyncPgCheckpointer(AsyncPostgresSaver):
     """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
+
+    _scope: base.Scope | None = None
 
     def __init__(
         self,
@@ -44,6 +49,32 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
 
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """AsyncPostgresSaver's, scoped like the sync saver's (see ``base``)."""
+        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
+        statement = base.scope_statement(scope)
+        if statement is None:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        async with (
+            self.lock,
+            aconnection(self.conn) as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            await cur.execute(*statement)
+            yield cur
+
+    def _acting(self, conn: AConn, scope: base.Scope) -> AsyncPgCheckpointer:
+        if conn is self.conn and scope == base.UNSCOPED:
+            return self
+        bound = copy.copy(self)
+        bound.conn, bound._scope = conn, scope
+        return bound
+
     @base.atranslated
     async def aput(
         self,
@@ -52,24 +83,30 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        scope = base.write_scope(self.conn, config)
         recorder = self.recorder
         if recorder is None or not recorder.wants(config):
-            return await super().aput(config, checkpoint, metadata, new_versions)
+            saver = self._acting(self.conn, scope)
+            return await super(AsyncPgCheckpointer, saver).aput(
+                config, checkpoint, metadata, new_versions
+            )
         # langgraph's aput and the mirror writes on one connection, in one transaction.
+        statement = base.scope_statement(scope)
         for attempt in (1, 2):
-            fast = recorder.pipelined(config)
+            fast = recorder.pipelined(config, scope[1])
             try:
                 async with (
                     aconnection(self.conn) as conn,
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    bound = copy.copy(self)
-                    bound.conn = conn
-                    saved = await super(AsyncPgCheckpointer, bound).aput(
+                    if statement is not None:
+                        await conn.execute(*statement)
+                    saver = self._acting(conn, base.UNSCOPED)
+                    saved = await super(AsyncPgCheckpointer, saver).aput(
                         config, checkpoint, metadata, new_versions
                     )
-                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
                     state = await arun(conn, op, transaction=False)
                 break
             except InvalidInput as exc:
@@ -86,7 +123,8 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await super().aput_writes(config, writes, task_id, task_path)
+        saver = self._acting(self.conn, base.write_scope(self.conn, config))
+        await super(AsyncPgCheckpointer, saver).aput_writes(config, writes, task_id, task_path)
 
     @base.atranslated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import copy
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from .. import tenancy
 from .._ops import Conn, connection, run
 from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput
@@ -33,7 +36,11 @@ class PgCheckpointer(PostgresSaver):
 
     Same tables and behaviour as ``PostgresSaver``; adds ``copy_thread``,
     ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
+    Each transaction acts for the tenant in effect (see ``base``: one ``_cursor`` override).
     """
+
+    #: Set on a copy that writes on behalf of a resolved ``(tenant, owner)``.
+    _scope: base.Scope | None = None
 
     def __init__(
         self,
@@ -48,6 +55,34 @@ class PgCheckpointer(PostgresSaver):
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
 
+    @contextmanager
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+        """PostgresSaver's, in a transaction that first sets the tenant (or the owner of a
+        write), pipelined with the saver's statements; unchanged when there is neither."""
+        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
+        statement = base.scope_statement(scope)
+        if statement is None:
+            with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        with (
+            self.lock,
+            connection(self.conn) as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            cur.execute(*statement)
+            yield cur
+
+    def _acting(self, conn: Conn, scope: base.Scope) -> PgCheckpointer:
+        """This saver on ``conn``, its writes in ``scope`` (``self`` when nothing changes)."""
+        if conn is self.conn and scope == base.UNSCOPED:
+            return self
+        bound = copy.copy(self)
+        bound.conn, bound._scope = conn, scope
+        return bound
+
     @base.translated
     def put(
         self,
@@ -56,24 +91,28 @@ class PgCheckpointer(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        scope = base.write_scope(self.conn, config)
         recorder = self.recorder
         if recorder is None or not recorder.wants(config):
-            return super().put(config, checkpoint, metadata, new_versions)
+            saver = self._acting(self.conn, scope)
+            return super(PgCheckpointer, saver).put(config, checkpoint, metadata, new_versions)
         # langgraph's put and the mirror writes on one connection, in one transaction.
+        statement = base.scope_statement(scope)
         for attempt in (1, 2):
-            fast = recorder.pipelined(config)
+            fast = recorder.pipelined(config, scope[1])
             try:
                 with (
                     connection(self.conn) as conn,
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    bound = copy.copy(self)
-                    bound.conn = conn
-                    saved = super(PgCheckpointer, bound).put(
+                    if statement is not None:
+                        conn.execute(*statement)
+                    saver = self._acting(conn, base.UNSCOPED)
+                    saved = super(PgCheckpointer, saver).put(
                         config, checkpoint, metadata, new_versions
                     )
-                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
                     state = run(conn, op, transaction=False)
                 break
             except InvalidInput as exc:
@@ -90,7 +129,8 @@ class PgCheckpointer(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        super().put_writes(config, writes, task_id, task_path)
+        saver = self._acting(self.conn, base.write_scope(self.conn, config))
+        super(PgCheckpointer, saver).put_writes(config, writes, task_id, task_path)
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -119,6 +159,7 @@ class PgCheckpointer(PostgresSaver):
         yield from history.load_tuples(self, rows)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints, blobs and writes (each keeps its owner)."""
         run(self.conn, base.copy_thread(source_thread_id, target_thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:

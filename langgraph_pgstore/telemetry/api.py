@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.tracers.context import register_configure_hook
 
+from .. import tenancy
 from .._ops import arun, run
 from ..config import Settings
 from . import queries
@@ -59,6 +60,7 @@ class _TelemetryBase:
         url: str,
         settings: Settings,
         *,
+        pool: Any = None,
         capture_inputs: bool = False,
         max_buffer: int = 100_000,
         batch_size: int = 2_000,
@@ -71,7 +73,11 @@ class _TelemetryBase:
             batch_size=batch_size,
             max_json_chars=max_json_chars,
         )
-        self.handler = TelemetryHandler(self.writer.enqueue, capture_inputs=capture_inputs)
+        self.handler = TelemetryHandler(
+            self.writer.enqueue,
+            capture_inputs=capture_inputs,
+            owner_of=lambda metadata: tenancy.recorded_owner(pool, metadata),
+        )
 
     def instrument(self, graph: G) -> G:
         """The same compiled graph with recording attached to every later run."""
@@ -112,7 +118,7 @@ class Telemetry(_TelemetryBase):
     def __init__(
         self, pool: ConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     def get_run(self, run_id: Any) -> RunDetail:
@@ -150,7 +156,7 @@ class AsyncTelemetry(_TelemetryBase):
     def __init__(
         self, pool: AsyncConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     async def aget_run(self, run_id: Any) -> RunDetail:

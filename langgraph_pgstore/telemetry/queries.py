@@ -96,6 +96,7 @@ _KEYS: dict[str, str] = {
 
 # Filter name -> SQL fragment over alias r (runs). Only these are ever concatenated.
 _FILTERS: dict[str, str] = {
+    "owner_id": "r.owner_id = %s",
     "user_id": "r.user_id = %s",
     "thread_id": "r.thread_id = %s",
     "graph_name": "r.graph_name = %s",
