@@ -124,7 +124,7 @@ def test_host_tables_are_ignored_and_untouched(fresh_db_url: str) -> None:
 
 def _insert_conversation(conn: psycopg.Connection[Any]) -> None:
     user = conn.execute(
-        "INSERT INTO users (email) VALUES ('a@example.com') RETURNING id"
+        "INSERT INTO users (external_id, email) VALUES ('a', 'a@example.com') RETURNING id"
     ).fetchone()
     session = conn.execute(
         "INSERT INTO sessions (thread_id, user_id, title) VALUES ('t1', %s, 'hi') RETURNING id",

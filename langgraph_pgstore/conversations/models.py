@@ -37,6 +37,8 @@ class User(_Row):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    owner_id: str | None = None
+    """The same as ``external_id``: a user owns its own row."""
 
 
 class Session(_Row):

@@ -112,8 +112,9 @@ MESSAGE_COLS = (
 )
 #: One row per (session, message id); a replaced or returning message updates in place.
 UPSERT_MESSAGE_SQL = f"""
-INSERT INTO messages (session_id, position, checkpoint_ns, checkpoint_id, {MESSAGE_COLS})
-VALUES (%s, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
+INSERT INTO messages (owner_id, session_id, position, checkpoint_ns, checkpoint_id,
+                      {MESSAGE_COLS})
+VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
 ON CONFLICT (session_id, message_id) DO UPDATE SET
   position = EXCLUDED.position, checkpoint_id = EXCLUDED.checkpoint_id, role = EXCLUDED.role,
   name = EXCLUDED.name, content = EXCLUDED.content, content_parts = EXCLUDED.content_parts,
