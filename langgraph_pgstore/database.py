@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from . import ownership, tenancy
-from ._ops import arun, run
+from ._ops import aconnection, arun, connection, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
 from .conversations import AsyncConversations, Conversations, MessageRecorder
@@ -228,6 +228,16 @@ class Database(_Common):
 
     from_conn_string = connect
 
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside one transaction that acts for the tenant in effect:
+        for the host's own SQL over our tables (row-level security applies as to ours)."""
+        tenant = tenancy.tenant_for(self.pool)
+        with connection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
+
     def close(self) -> None:
         if "telemetry" in self.__dict__:
             self.telemetry.close()
@@ -354,6 +364,15 @@ class AsyncDatabase(_Common):
             await db.aclose()
 
     from_conn_string = connect
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Async twin of :meth:`Database.transaction`."""
+        tenant = tenancy.tenant_for(self.pool)
+        async with aconnection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                await conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
 
     async def aclose(self) -> None:
         if "telemetry" in self.__dict__:

@@ -695,7 +695,6 @@ class TelemetryWriter:
                         "idempotency_key": _str(md.get("idempotency_key")),
                         "metadata": summarize(meta, jmax),
                         "started_at": _ts(t),
-                        "owner_id": owner,
                     },
                 )
             elif kind == "run_end":
@@ -820,6 +819,10 @@ class TelemetryWriter:
         for row in steps.values():
             if row["node_name"] is None:
                 row["node_name"] = "?"
+        # Every row names its owner: row-level security checks the proposed INSERT row even
+        # when it ends as an update of an existing one.
+        for rid, row in runs.items():
+            row["owner_id"] = self._scopes.get(rid, (None, None))[1]
         for row in (*steps.values(), *calls.values()):
             row["owner_id"] = self._scopes.get(row["run_id"], (None, None))[1]
         return runs, steps, calls, ended
