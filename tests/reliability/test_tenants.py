@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import Header
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
@@ -335,39 +332,21 @@ def test_tenant_scope_per_request(app_url: str, db: Database, seeded: dict[str, 
     assert asyncio.run(main()) == [{"t-alice"}, {"t-bob"}] * 2
 
 
+async def optional_user(x_user: str | None = Header(default=None)) -> str | None:
+    """An app's optional authentication: None means "nobody", never "everyone"."""
+    return x_user
+
+
 def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str, Any]) -> None:
-    from test_api import LiveServer
-
-    from langgraph_pgstore.api import create_router
-
-    async def caller(x_user: str | None = Header(default=None)) -> str | None:
-        return x_user  # None: the optional user of a real app; must not mean "everyone"
-
-    holder: dict[str, AsyncDatabase] = {}
-
-    @contextmanager
-    def server(auth: Any) -> Iterator[httpx.Client]:
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def lifespan(_app: FastAPI) -> Any:
-            async with AsyncDatabase.connect(app_url, migrate=False) as adb:
-                holder["db"] = adb
-                yield
-
-        app = FastAPI(lifespan=lifespan)
-        app.include_router(create_router(lambda: holder["db"], auth=auth))
-        with LiveServer(app) as http:
-            yield http
+    from test_api import LiveServer, host_app
 
     alice, bob = {"X-User": "alice"}, {"X-User": "bob"}
     a_session, a_run = seeded["alice"]["session"].id, seeded["alice"]["run"]
-    with server(caller) as http:
+    with LiveServer(host_app(app_url, auth=optional_user)) as http:
         for path in ("/runs", "/sessions", "/stats", f"/sessions/{a_session}"):
-            assert http.get(path).status_code == 401, path
-        assert [s["thread_id"] for s in http.get("/sessions", headers=bob).json()["items"]] == [
-            "t-bob"
-        ]
+            assert http.get(f"/pgstore{path}").status_code == 401, path
+        sessions = http.get("/pgstore/sessions", headers=bob).json()["items"]
+        assert [s["thread_id"] for s in sessions] == ["t-bob"]
         for path in (
             f"/sessions/{a_session}",
             f"/sessions/{a_session}/messages",
@@ -376,18 +355,12 @@ def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str
             f"/runs/{a_run}/llm_calls",
             f"/runs/{a_run}/stats",
         ):
-            assert http.get(path, headers=bob).status_code == 404, path
-            assert http.get(path, headers=alice).status_code == 200, path
-        texts = http.get(f"/sessions/{a_session}/messages", headers=alice).text
+            assert http.get(f"/pgstore{path}", headers=bob).status_code == 404, path
+            assert http.get(f"/pgstore{path}", headers=alice).status_code == 200, path
+        texts = http.get(f"/pgstore/sessions/{a_session}/messages", headers=alice).text
         assert "ALICE-7731" in texts
-        by_session = http.get("/stats?by=session", headers=bob).json()
+        by_session = http.get("/pgstore/stats?by=session", headers=bob).json()
         assert [g["key"] for g in by_session] == ["t-bob"]
-
-    def reject(x_user: str | None = Header(default=None)) -> str:
-        raise HTTPException(401, "no")
-
-    with server(reject) as http:
-        assert http.get("/sessions").status_code == 401
 
 
 def test_plain_postgres_saver_reads_and_writes_the_same_tables(
