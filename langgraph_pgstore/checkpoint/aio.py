@@ -7,7 +7,7 @@ import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,6 +30,37 @@ from ..errors import InvalidInput
 from . import base, history
 
 __all__ = ["AsyncPgCheckpointer"]
+
+
+class _AsyncScopedCursor:
+    """Async twin of ``sync._ScopedCursor`` (same rules; the decision is ``base``'s)."""
+
+    def __init__(self, cur: AsyncCursor[DictRow], statement: tuple[str, tuple[str]]) -> None:
+        self._cur, self._statement, self._scoped = cur, statement, False
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncScopedCursor:
+        cur, conn = self._cur, self._cur.connection
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(*self._statement)
+                await cur.execute(query, params, **kwargs)
+        elif self._scoped:
+            await cur.execute(query, params, **kwargs)
+        else:
+            first = base.sets_isolation(query)
+            if not first:
+                await conn.execute(*self._statement)
+            await cur.execute(query, params, **kwargs)
+            if first:
+                await conn.execute(*self._statement)
+            self._scoped = True
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __aiter__(self) -> AsyncIterator[DictRow]:
+        return self._cur.__aiter__()
 
 
 class AsyncPgCheckpointer(AsyncPostgresSaver):
@@ -57,6 +89,10 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         if statement is None:
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
+            return
+        if not pipeline:
+            async with super()._cursor() as cur:
+                yield cast(AsyncCursor[DictRow], _AsyncScopedCursor(cur, statement))
             return
         async with (
             self.lock,

@@ -146,6 +146,12 @@ def write_scope(conn: object, config: RunnableConfig) -> Scope:
     return tenancy.resolve_owner(conn, tenancy.user_of(config))
 
 
+def sets_isolation(query: object) -> bool:
+    """Whether a statement must open its transaction (``SET TRANSACTION ...``, as
+    PostgresSaver's ``prune`` does): the tenant is then set right after it."""
+    return isinstance(query, str) and query.lstrip()[:15].upper() == "SET TRANSACTION"
+
+
 def scope_statement(scope: Scope) -> tuple[str, tuple[str]] | None:
     """The statement that opens a scoped transaction (None: send nothing)."""
     tenant, owner = scope

@@ -7,7 +7,7 @@ import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
@@ -29,6 +30,44 @@ from ..errors import InvalidInput
 from . import base, history
 
 __all__ = ["PgCheckpointer"]
+
+
+class _ScopedCursor:
+    """A cursor whose statements act for a tenant, in whatever transaction runs them.
+
+    PostgresSaver reads in autocommit, and its ``prune`` opens transactions that must begin
+    with ``SET TRANSACTION ISOLATION LEVEL``: the tenant can't be set up front. Outside a
+    transaction, a statement runs in one that first sets it (pipelined: one round trip);
+    inside the caller's, the setting comes before its first statement, or right after its
+    ``SET TRANSACTION``.
+    """
+
+    def __init__(self, cur: Cursor[DictRow], statement: tuple[str, tuple[str]]) -> None:
+        self._cur, self._statement, self._scoped = cur, statement, False
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _ScopedCursor:
+        cur, conn = self._cur, self._cur.connection
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            with conn.pipeline(), conn.transaction():
+                conn.execute(*self._statement)
+                cur.execute(query, params, **kwargs)
+        elif self._scoped:
+            cur.execute(query, params, **kwargs)
+        else:
+            first = base.sets_isolation(query)
+            if not first:
+                conn.execute(*self._statement)
+            cur.execute(query, params, **kwargs)
+            if first:
+                conn.execute(*self._statement)
+            self._scoped = True
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __iter__(self) -> Iterator[DictRow]:
+        return iter(self._cur)
 
 
 class PgCheckpointer(PostgresSaver):
@@ -57,13 +96,18 @@ class PgCheckpointer(PostgresSaver):
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        """PostgresSaver's, in a transaction that first sets the tenant (or the owner of a
-        write), pipelined with the saver's statements; unchanged when there is neither."""
+        """PostgresSaver's, acting for the tenant (or, for a write, its owner): writes in a
+        transaction that first sets it, pipelined with the saver's statements; reads through
+        :class:`_ScopedCursor`. Unchanged when there is neither."""
         scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
         statement = base.scope_statement(scope)
         if statement is None:
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
+            return
+        if not pipeline:
+            with super()._cursor() as cur:
+                yield cast(Cursor[DictRow], _ScopedCursor(cur, statement))
             return
         with (
             self.lock,

@@ -190,6 +190,9 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
         saver.delete_for_runs([str(r) for r in alice_runs if r])
         with pytest.raises(PermissionDenied):
             saver.delete_stale_threads(timedelta(0))
+        saver.prune(["t-alice"], strategy="delete")
+        saver.prune(["t-alice", "t-bob"])  # keep_latest, in his own transactions
+        assert len(list(saver.list({"configurable": {"thread_id": "t-bob"}}))) == 1
         # memory store: get, search, list_namespaces, put, delete
         store = bob.memory(index=INDEX)
         key = "last-t-alice"
