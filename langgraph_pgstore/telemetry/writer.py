@@ -568,20 +568,13 @@ class TelemetryWriter:
         with conn.transaction(), conn.cursor() as cur:
             self._execute_per_tenant(cur, *rows)
 
-    def _execute_per_tenant(
-        self,
-        cur: psycopg.Cursor[Any],
-        runs: dict[UUID, dict[str, Any]],
-        steps: dict[UUID, dict[str, Any]],
-        calls: dict[UUID, dict[str, Any]],
-        ended: Iterable[UUID],
-    ) -> None:
-        """:meth:`_execute` once per tenant of the batch's runs, unscoped rows first (so no
-        reset is needed), each group after setting its tenant in the transaction."""
-        tenant_of = {rid: self._scopes.get(rid, (None, None))[0] for rid in runs}
+    def _execute_per_tenant(self, cur: psycopg.Cursor[Any], *rows: Any) -> None:
+        """:meth:`_execute` of :meth:`rows` once per tenant of the batch's runs, unscoped rows
+        first (so no reset is needed), each group after setting its tenant in the transaction."""
+        runs, steps, calls, ended = rows
 
         def tenant(rid: UUID) -> str | None:
-            return tenant_of[rid] if rid in tenant_of else self._scopes.get(rid, (None, None))[0]
+            return self._scopes.get(rid, (None, None))[0]
 
         tenants = sorted(
             {tenant(r) for r in runs}

@@ -78,6 +78,10 @@ def seed(app_url: str, db: Database) -> dict[str, dict[str, Any]]:
             t.conversations.upsert_analysis(session.id, ChainAnalysis(summary=f"{user}'s"))
             assert t.telemetry.flush(10) and t.telemetry.writer.dropped_rows == 0
             run = t.telemetry.list_runs()["runs"][0]
+            detail = t.telemetry.get_run(run["id"])  # every run, step and LLM call, finished
+            assert run["status"] == "success" and run["owner_id"] == user
+            assert [s["status"] for s in detail["steps"]] == ["success"]
+            assert [c["status"] for c in detail["llm_calls"]] == ["success"]
             out[user] = {"session": session, "run": run["id"], "config": config}
     return out
 
