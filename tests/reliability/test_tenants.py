@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -208,6 +209,7 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
         with pytest.raises(PermissionDenied):
             store.put(("notes", "inbox"), key, {"text": "overwrite hers"})
         store.delete(("notes", "inbox"), key)  # deletes nothing of hers
+        store.put(("users", "alice", "bob"), "planted", {"text": "injected into her labels"})
         # conversations
         conv = bob.conversations
         assert [s.thread_id for s in conv.list_sessions().items] == ["t-bob"]
@@ -239,6 +241,11 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
                 maintenance()
     assert alice_rows(db) == before  # nothing of alice's was read into his rows or changed
     assert db.checkpointer.get_tuple(a_cfg) is not None
+    # labels decide nothing: neither alice nor a tenant named after a label sees his memory
+    for user in ("alice", "users"):
+        with Database.connect(app_url, tenant=user) as other:
+            assert other.memory(index=INDEX).search(("users",), query="injected") == []
+            assert other.store.list_namespaces(prefix=("users",)) == []
 
 
 def test_no_tenant_reads_and_writes_only_shared_rows(
@@ -370,6 +377,19 @@ def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str
         assert [g["key"] for g in by_session] == ["t-bob"]
 
 
+def test_an_auth_returning_an_internal_uuid_names_nobody(
+    app_url: str, seeded: dict[str, Any]
+) -> None:
+    from test_api import LiveServer, host_app
+
+    async def by_uuid() -> uuid.UUID:
+        return seeded["alice"]["session"].user_id  # type: ignore[no-any-return]
+
+    with LiveServer(host_app(app_url, auth=by_uuid)) as http:
+        response = http.get("/pgstore/sessions")
+        assert response.status_code == 200 and response.json()["items"] == []
+
+
 def test_plain_postgres_saver_reads_and_writes_the_same_tables(
     app_url: str, db: Database, seeded: dict[str, Any]
 ) -> None:
@@ -402,7 +422,10 @@ def test_tenant_names_are_ids_not_sql(db: Database, app_url: str) -> None:
     with Database.connect(app_url, tenant="alice' OR true --") as odd:
         assert odd.conversations.list_sessions().items == []
         odd.store.put(("x",), "k", {"v": 1})
-    assert owners(db)["memory_items"] == {"alice' OR true --": 1}
+    with Database.connect(app_url, tenant="first.last@example.com") as dotted:
+        dotted.store.put(("users", "first"), "k", {"v": 2})  # a dot in the id is no label
+        assert dotted.store.get(("users", "first"), "k") is not None
+    assert owners(db)["memory_items"] == {"alice' OR true --": 1, "first.last@example.com": 1}
     for bad in ("", "tab\there", "nul\x00", "x" * 300):
         with pytest.raises(ConfigurationError):
             Database.connect(app_url, tenant=bad).__enter__()
