@@ -210,7 +210,8 @@ OLD_DATA = (  # as 0004 left it: owners only through users, runs' user_id, names
     "INSERT INTO steps (id, run_id, node_name) VALUES "
     "(gen_random_uuid(), '00000000-0000-0000-0000-0000000000b1', 'n')",
     "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
-    "VALUES ('t-a', '', '1', '{}', '{}'), ('t-r', '', '1', '{}', '{}'), ('t-x', '', '1', '{}', '{}')",
+    "VALUES ('t-a', '', '1', '{}', '{}'), ('t-r', '', '1', '{}', '{}'), "
+    "('t-x', '', '1', '{}', '{}')",
     "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
     "channel, type, blob) VALUES ('t-a', '', '1', 't', 0, 'c', 'bytes', 'x')",
     "INSERT INTO memory_items (prefix, key, value) VALUES ('users.alice', 'k', '{}'), "
