@@ -161,18 +161,18 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
     router = APIRouter(prefix="/ui", include_in_schema=False)
 
     def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
-        def path(name: str, **params: Any) -> str:
-            return request.url_for(name, **params).path
+        def path(route: str, /, **params: Any) -> str:
+            return request.url_for(route, **params).path
 
-        def link(name: str, query: dict[str, Any] | None = None, **params: Any) -> str:
-            kept = {k: v for k, v in (query or {}).items() if v not in (None, "")}
-            return path(name, **params) + ("?" + urlencode(kept) if kept else "")
+        def link(route: str, query: dict[str, Any], /, **params: Any) -> str:
+            kept = {k: v for k, v in query.items() if v not in (None, "")}
+            return path(route, **params) + ("?" + urlencode(kept) if kept else "")
 
         html = env.get_template(template).render(request=request, path=path, link=link, **context)
         return HTMLResponse(html, status_code=code)
 
     def error_page(request: Request, exc: HTTPException) -> HTMLResponse:
-        return render(request, "error.html", exc.status_code, status=exc.status_code,
+        return render(request, "error.html", exc.status_code, status=exc.status_code, nav="",
                       detail=exc.detail)  # fmt: skip
 
     @router.get("/", name="pgstore_ui_runs")
