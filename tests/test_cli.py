@@ -304,3 +304,28 @@ def test_serve_answers_http(db_url: str, tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_runs_show_tree_prints_stored_text_literally(db_url: str) -> None:
+    """``runs show ID --tree`` in the real process: spans nested in order, with figures."""
+    from test_ui import NASTY, record_runs
+
+    runs = record_runs(db_url)
+    exe = Path(sys.executable).with_name("langgraph-pgstore")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "langgraph_pgstore.cli"]
+    env = {**os.environ, "COLUMNS": "200"}
+    shown = subprocess.run(
+        [*cmd, "--url", db_url, "runs", "show", str(runs["bob"]), "--tree"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "support run" in line)
+    tree = lines[start:]
+    expected = ["support run", "agent node", "gpt-4o-mini llm (openai)", "explode node"]
+    found = [next(i for i, line in enumerate(tree) if e in line) for e in expected]
+    assert found == sorted(found)
+    assert tree[found[1]].startswith("├── ") and tree[found[2]].startswith("│   └── ")
+    assert "100 in / 20 out  $0.000027" in tree[found[2]]
+    assert "error" in tree[found[3]] and "100 in / 20 out" not in tree[found[3]]
+    assert shown.stdout.count(f"ValueError: {NASTY}") == 2  # the run's error and the node's
