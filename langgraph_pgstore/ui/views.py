@@ -153,10 +153,10 @@ def timeline_svg(tl: Timeline, width: int = 1000) -> SvgTimeline:
         x = LABEL_W + bar.start_ms * scale
         w = max((bar.end_ms - bar.start_ms) * scale, 2.0)
         y = AXIS_H + bar.row * ROW + (ROW - h) / 2
-        text = span.name if span.kind != "llm" else f"{span.name} {fmt_usd(span.cost_usd)}"
-        bars.append(
-            SvgBar(x, y, w, h, span.kind, span.failed, fit(text, w), span_title(span), span.id)
-        )
+        # An LLM call shows its cost when there is room, else its model only.
+        full = f"{span.name} {fmt_usd(span.cost_usd)}" if span.kind == "llm" else span.name
+        label = full if fit(full, w) == full else fit(span.name, w)
+        bars.append(SvgBar(x, y, w, h, span.kind, span.failed, label, span_title(span), span.id))
     lanes = [
         SvgLane(
             AXIS_H + lane.first_row * ROW, lane.rows * ROW, fit(lane.label, LABEL_W), lane.label
