@@ -168,3 +168,13 @@ def test_permanent_errors_are_never_retried(attempts_db: Database) -> None:
     with pytest.raises(InvalidInput):
         run_idempotent(attempts_db.pool, lambda: _fail_until("54000", 1000))
     assert _attempts(attempts_db) == 1
+
+
+def test_http_status_of_each_error() -> None:
+    from langgraph_pgstore.api.app import http_error
+    from langgraph_pgstore.errors import NotFound, SerializationError
+
+    cases = {NotFound: 404, SerializationError: 422, PermissionDenied: 403, Conflict: 409,
+             DatabaseUnavailable: 503, MigrationError: 503}  # fmt: skip
+    for cls, status in cases.items():
+        assert http_error(cls("x")).status_code == status
