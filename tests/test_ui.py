@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import Cookie, FastAPI, HTTPException
-from pgtest import TEMPLATE, url_for
+from pgtest import migrated_database
 from test_api import LiveServer, seed_rows
 from test_telemetry_fakes import UsageChatModel
 
@@ -101,12 +100,8 @@ def ui_host(url: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def ui_db_url(server_url: str, template_url: str) -> Iterator[str]:
-    name = f"t_ui_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield url_for(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with migrated_database(server_url, "t_ui") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
