@@ -231,11 +231,10 @@ SELECT run_id, count(*) AS llm_calls, sum(input_tokens) AS input_tokens,
 """
 
 
-def run_totals(run_ids: Sequence[UUID | str]) -> Op[dict[UUID, dict[str, Any]]]:
-    """LLM calls, tokens and cost of each of ``run_ids`` in one query (a list page's figures,
-    without a query per run); runs without LLM calls are absent from the result."""
-    ids = [as_uuid(r) for r in run_ids]
-    if not ids:
+def run_totals(run_ids: Sequence[UUID]) -> Op[dict[UUID, dict[str, Any]]]:
+    """LLM calls, tokens and cost of each of ``run_ids`` (the ids of a ``list_runs`` page) in
+    one query, not one per run; runs without LLM calls are absent from the result."""
+    if not run_ids:
         return {}
-    rows = yield Query(RUN_TOTALS, (ids,))
+    rows = yield Query(RUN_TOTALS, (list(run_ids),))
     return {r["run_id"]: dict(r) for r in rows}
