@@ -185,6 +185,14 @@ def test_browser_runs_list_run_page_and_isolation(
     assert sorted(b.get_attribute("data-span") for b in bars) == sorted(
         s.get_attribute("data-span") for s in spans
     )
+    # The page's script links a bar and its trace row: hovering the bar highlights the row.
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    llm_bar = next(
+        b for b in bars if b.get_attribute("data-span") == llm_row.get_attribute("data-span")
+    )
+    ActionChains(browser).move_to_element(llm_bar).perform()
+    assert "hot" in llm_row.get_attribute("class").split()
     messages = browser.find_element(By.ID, "messages").text
     assert "hi from carol" in messages and "hello there" in messages
     shot = tmp_path / "run.png"
