@@ -229,6 +229,9 @@ def test_other_users_run_is_404_and_no_caller_is_401(
     # Scoped lists: filtering by another user's status or name shows nothing of theirs.
     listed = host.get("/pgstore/ui/", params={"status": "error"}, headers=as_user("carol"))
     assert listed.status_code == 200 and str(runs["bob"]) not in listed.text
+    # The user filter cannot widen a scoped caller's view.
+    widened = host.get("/pgstore/ui/", params={"user": "bob"}, headers=as_user("carol")).text
+    assert str(runs["bob"]) not in widened and str(runs["carol"]) in widened
 
 
 def test_stored_text_is_escaped(host: httpx.Client, runs: dict[str, uuid.UUID]) -> None:
@@ -284,7 +287,7 @@ def test_ui_is_opt_in_for_hosts_and_on_in_serve(ui_db_url: str) -> None:
 def test_unscoped_ui_filters_by_user(db_url: str) -> None:
     seeded = seed_rows(db_url)
     with LiveServer(create_app(db_url)) as http:
-        page = http.get("/ui/", params={"owner": "bob"}).text
+        page = http.get("/ui/", params={"user": "bob"}).text
         assert str(seeded["runs"]["b0"]) in page and str(seeded["runs"]["a1"]) not in page
         run = http.get(f"/ui/runs/{seeded['runs']['a1']}").text
         # Hand-seeded rows: two models, a tool step between two agent steps.

@@ -181,13 +181,13 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
         user: str | None = caller,
         status: str | None = None,
         graph: str | None = None,
-        owner: str | None = None,
+        owner: str | None = Query(None, alias="user"),
         range_: str | None = Query(None, alias="range"),
         since: str | None = None,
         until: str | None = None,
         cursor: str | None = None,
     ) -> HTMLResponse:
-        form = {"status": status, "graph": graph, "owner": owner, "range": range_,
+        form = {"status": status, "graph": graph, "user": owner, "range": range_,
                 "since": since, "until": until}  # fmt: skip
         try:
             filters = {
