@@ -22,7 +22,10 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
 from . import tenancy as tenancy_ops
 from ._ops import Op, run
@@ -31,6 +34,7 @@ from .config import Settings, redact_dsn
 from .database import Database
 from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
+from .telemetry.trace import Span, build_trace
 
 __all__ = ["app", "main"]
 
@@ -103,7 +107,7 @@ def _print_json(value: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {redact_dsn(message)}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(redact_dsn(message))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -170,7 +174,7 @@ def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) ->
         ident = col in ("id", "key", "request_model")
         table.add_column(LABELS.get(col, col), no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(Text(_fmt(row.get(c))) for c in columns))  # data, never markup
     return table
 
 
@@ -198,7 +202,7 @@ def _report_table(report: HealthReport) -> Table:
     table.add_column("value")
     verdict = "[green]healthy[/green]" if report.ok else "[red]unhealthy[/red]"
     table.add_row("status", verdict)
-    table.add_row("url", report.url)
+    table.add_row("url", Text(report.url))
     table.add_row("server", _fmt(report.server_version))
     table.add_row("database", _fmt(report.database))
     table.add_row("latency ms", _fmt(report.latency_ms))
@@ -213,7 +217,7 @@ def _report_table(report: HealthReport) -> Table:
         figures = ", ".join(f"{k}={v}" for k, v in report.pool.items() if k.startswith("pool"))
         table.add_row("pool", figures)
     for problem in report.problems:
-        table.add_row("[yellow]problem[/yellow]", problem)
+        table.add_row("[yellow]problem[/yellow]", Text(problem))
     return table
 
 
@@ -363,7 +367,13 @@ def _run_details(run_id: str) -> Op[dict[str, Any]]:
 
 @runs_app.command("show")
 @cli_errors
-def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
+def runs_show(
+    run_id: str,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="The trace tree: nodes, tools and LLM calls nested.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """One run with its step timeline and LLM calls."""
     details = _run(_run_details(run_id))
     if json_out:
@@ -375,10 +385,45 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
     )
     out.print(head)
     if run_row.get("error_message"):
-        out.print(f"[red]{run_row['error_type']}[/red]: {run_row['error_message']}")
+        error_type, message = escape(str(run_row["error_type"])), escape(run_row["error_message"])
+        out.print(f"[red]{error_type}[/red]: {message}", highlight=False)
+    if tree:
+        out.print(_trace_tree(build_trace(run_row, details["steps"], details["llm_calls"])))
+        return
     out.print(_table("steps", STEP_COLUMNS, details["steps"]))
     out.print(_table("llm calls", CALL_COLUMNS, details["llm_calls"]))
     _print_stats(details["stats"])
+
+
+def _span_label(span: Span) -> Text:
+    """One line per span; stored text goes in as plain ``Text``, never parsed as markup."""
+    from .ui.views import fmt_ms, fmt_tokens, fmt_usd
+
+    label = Text(span.name, style="bold" if span.kind in ("run", "node") else "")
+    label.append(f" {span.kind}", style="dim")
+    if span.provider:
+        label.append(f" ({span.provider})", style="dim")
+    label.append(f"  {span.status}", style="red bold" if span.failed else "green")
+    duration = span.latency_ms if span.kind == "llm" and span.latency_ms else span.duration_ms
+    label.append(f"  {fmt_ms(duration)}")
+    if span.llm_calls:
+        label.append(
+            f"  {fmt_tokens(span.input_tokens)} in / {fmt_tokens(span.output_tokens)} out"
+            f"  {fmt_usd(span.cost_usd)}" + ("*" if span.unpriced_calls else ""),
+            style="cyan",
+        )
+    if span.kind != "run" and (span.error_type or span.error_message):
+        label.append(f"\n{span.error_type or 'error'}: {span.error_message or ''}", style="red")
+    return label
+
+
+def _trace_tree(root: Span) -> Tree:
+    tree = Tree(_span_label(root))
+    branches = {root.id: tree}
+    for _, span in root.walk():
+        for child in span.children:
+            branches[child.id] = branches[span.id].add(_span_label(child))
+    return tree
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
@@ -468,7 +513,7 @@ def sessions_show(
     out.print(_table(f"session {session['id']}", SESSION_COLUMNS[1:], [session]))
     for msg in details["messages"]["items"]:
         who = msg["role"] + (f" ({msg['name']})" if msg.get("name") else "")
-        out.print(f"[bold]{who}[/bold]: ", end="")
+        out.print(f"[bold]{escape(who)}[/bold]: ", end="")
         out.print(msg["content"], markup=False, highlight=False)
     if details["messages"]["next_cursor"]:
         nxt = details["messages"]["next_cursor"]
@@ -554,13 +599,17 @@ def _sweep_memory(db: Database) -> int:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    ui: Annotated[bool, typer.Option(help="Serve the web UI at /ui/.")] = True,
 ) -> None:
-    """Run the HTTP API (runs, sessions, health) with uvicorn. Unauthenticated: bind wisely."""
+    """Run the HTTP API (runs, sessions, health) and web UI with uvicorn. Unauthenticated:
+    bind wisely."""
     import uvicorn
 
     from .api import create_app
 
-    uvicorn.run(create_app(state.url), host=host, port=port)
+    if ui:
+        err.print(f"web UI: http://{host}:{port}/ui/", highlight=False)
+    uvicorn.run(create_app(state.url, ui=ui), host=host, port=port)
 
 
 def main() -> None:

@@ -159,8 +159,8 @@ class Settings:
             "prepare_threshold": self.prepare_threshold,
             "connect_timeout": max(1, int(self.connect_timeout)),
         }
-        if self.schema != "public":
-            kwargs["options"] = f"-c search_path={self.schema},public"
+        if self.schema != "public":  # quoted: an unquoted AppData would fold to appdata
+            kwargs["options"] = f'-c search_path="{self.schema}",public'
         # The tenant is no connection option: it is set inside each transaction (tenancy.py).
         return kwargs
 

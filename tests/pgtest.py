@@ -49,3 +49,16 @@ def app_role(db_url: str, name: str | None = None) -> Iterator[str]:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ids["role"]))
             if name is None:
                 conn.execute(sql.SQL("DROP ROLE {}").format(ids["role"]))
+
+
+@contextmanager
+def migrated_database(server_url: str, prefix: str = "t") -> Iterator[str]:
+    """A database of its own cloned from the migrated template, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    try:
+        yield url_for(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

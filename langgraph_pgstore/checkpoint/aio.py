@@ -111,7 +111,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         bound.conn, bound._scope = conn, scope
         return bound
 
-    @base.atranslated
+    @base.translated
     async def aput(
         self,
         config: RunnableConfig,
@@ -151,7 +151,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         recorder.committed(config, state)
         return saved
 
-    @base.atranslated
+    @base.translated
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -162,7 +162,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         saver = self._acting(self.conn, base.write_scope(self.conn, config))
         await super(AsyncPgCheckpointer, saver).aput_writes(config, writes, task_id, task_path)
 
-    @base.atranslated
+    @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """AsyncPostgresSaver's, with driver errors (NUL bytes, bad Unicode) as ours."""
         return await super().aget_tuple(config)

@@ -21,6 +21,7 @@ from langchain_core.tracers.context import register_configure_hook
 from .. import tenancy
 from .._ops import arun, run
 from ..config import Settings
+from ..connection import Endpoint
 from . import queries
 from .handler import TelemetryHandler
 from .queries import GroupBy, RunDetail, RunPage
@@ -68,7 +69,7 @@ class _TelemetryBase:
     ) -> None:
         self.writer = TelemetryWriter(
             url,
-            settings.connect_kwargs(),
+            connect=Endpoint(settings, url).connect,
             max_buffer=max_buffer,
             batch_size=batch_size,
             max_json_chars=max_json_chars,
