@@ -155,7 +155,9 @@ async def header_user(x_user: str | None = Header(default=None)) -> str:
     return x_user
 
 
-def host_app(url: str, auth: Callable[..., Any] | None = header_user) -> FastAPI:
+def host_app(
+    url: str, auth: Callable[..., Any] | None = header_user, *, ui: bool = False
+) -> FastAPI:
     """A host application that opens the database itself and mounts our router."""
     from contextlib import asynccontextmanager
 
@@ -168,7 +170,7 @@ def host_app(url: str, auth: Callable[..., Any] | None = header_user) -> FastAPI
             yield
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(create_router(lambda: holder["db"], auth=auth), prefix="/pgstore")
+    app.include_router(create_router(lambda: holder["db"], auth=auth, ui=ui), prefix="/pgstore")
     app.state.holder = holder
     return app
 

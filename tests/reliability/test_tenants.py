@@ -356,8 +356,8 @@ def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str
 
     alice, bob = {"X-User": "alice"}, {"X-User": "bob"}
     a_session, a_run = seeded["alice"]["session"].id, seeded["alice"]["run"]
-    with LiveServer(host_app(app_url, auth=optional_user)) as http:
-        for path in ("/runs", "/sessions", "/stats", f"/sessions/{a_session}"):
+    with LiveServer(host_app(app_url, auth=optional_user, ui=True)) as http:
+        for path in ("/runs", "/sessions", "/stats", f"/sessions/{a_session}", "/ui/"):
             assert http.get(f"/pgstore{path}").status_code == 401, path
         sessions = http.get("/pgstore/sessions", headers=bob).json()["items"]
         assert [s["thread_id"] for s in sessions] == ["t-bob"]
@@ -368,6 +368,7 @@ def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str
             f"/runs/{a_run}/steps",
             f"/runs/{a_run}/llm_calls",
             f"/runs/{a_run}/stats",
+            f"/ui/runs/{a_run}",  # the web UI's pages act for the caller too
         ):
             assert http.get(f"/pgstore{path}", headers=bob).status_code == 404, path
             assert http.get(f"/pgstore{path}", headers=alice).status_code == 200, path
@@ -375,6 +376,10 @@ def test_the_http_api_answers_for_the_caller_only(app_url: str, seeded: dict[str
         assert "ALICE-7731" in texts
         by_session = http.get("/pgstore/stats?by=session", headers=bob).json()
         assert [g["key"] for g in by_session] == ["t-bob"]
+        page = http.get("/pgstore/ui/", headers=bob).text
+        assert str(seeded["bob"]["run"]) in page and str(a_run) not in page
+        widened = http.get("/pgstore/ui/?user=alice", headers=bob).text  # can't widen the scope
+        assert str(a_run) not in widened
 
 
 def test_an_auth_returning_an_internal_uuid_names_nobody(
