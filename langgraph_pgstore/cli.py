@@ -27,7 +27,6 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from . import tenancy as tenancy_ops
 from ._ops import Op, run
 from .api import queries
 from .config import Settings, redact_dsn
@@ -35,6 +34,7 @@ from .database import Database
 from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
 from .telemetry.trace import Span, build_trace
+from .tenancy import require_admin
 
 __all__ = ["app", "main"]
 
@@ -250,16 +250,13 @@ def tenancy(
     if action not in ("on", "off", "status"):
         raise _fail(f"expected on, off or status, not {action!r}")
     with _db() as db:
-        if action == "status":
-            state = run(db.pool, tenancy_ops.status_op())
-        else:
-            state = run(db.pool, tenancy_ops.switch_op(action == "on"))
-        role = run(db.pool, tenancy_ops.role_op())
+        state = db.tenancy_state() if action == "status" else db.set_tenancy(action == "on")
+        role, admin = db.role, db.bypasses_rls
     if json_out:
-        _print_json({"tenancy": state, "role": role["role"], "admin": role["bypass"]})
+        _print_json({"tenancy": state, "role": role, "admin": admin})
     else:
-        admin = " (admin: bypasses row-level security)" if role["bypass"] else ""
-        out.print(f"tenancy {state}; role {role['role']}{admin}", highlight=False)
+        note = " (admin: bypasses row-level security)" if admin else ""
+        out.print(f"tenancy {state}; role {role}{note}", highlight=False)
 
 
 # -- embedded -----------------------------------------------------------------------------
@@ -575,7 +572,7 @@ def sweep(
     a role that bypasses row-level security, or tenancy off."""
     result: dict[str, int] = {}
     with _db() as db, err.status("sweeping…"):
-        run(db.pool, tenancy_ops.require_admin("sweep"))
+        run(db.pool, require_admin("sweep"))
         result["memory_items"] = _sweep_memory(db)
         if runs_older_than is not None:
             op = queries.purge_runs_older_than(runs_older_than)

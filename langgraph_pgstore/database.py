@@ -68,6 +68,12 @@ class _Common:
             tenancy.tenant_scope(bound.default, bound)  # raises PermissionDenied if bypass
 
     @property
+    def role(self) -> str | None:
+        """The database role the pool connects as."""
+        bound = tenancy.binding(self.pool)
+        return bound.role if bound is not None else None
+
+    @property
     def bypasses_rls(self) -> bool:
         """The role sees every row (superuser, BYPASSRLS, owner of the tables): the admin path."""
         bound = tenancy.binding(self.pool)
