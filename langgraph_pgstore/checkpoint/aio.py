@@ -41,7 +41,7 @@ class _AsyncScopedCursor:
     async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncScopedCursor:
         cur, conn = self._cur, self._cur.connection
         if conn.info.transaction_status == TransactionStatus.IDLE:
-            async with conn.pipeline(), conn.transaction():
+            async with conn.pipeline():  # one implicit transaction, up to the pipeline's sync
                 await conn.execute(*self._statement)
                 await cur.execute(query, params, **kwargs)
         elif self._scoped:
@@ -97,8 +97,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         async with (
             self.lock,
             aconnection(self.conn) as conn,
-            conn.pipeline(),
-            conn.transaction(),
+            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
             conn.cursor(binary=True, row_factory=dict_row) as cur,
         ):
             await cur.execute(*statement)

@@ -48,7 +48,7 @@ class _ScopedCursor:
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _ScopedCursor:
         cur, conn = self._cur, self._cur.connection
         if conn.info.transaction_status == TransactionStatus.IDLE:
-            with conn.pipeline(), conn.transaction():
+            with conn.pipeline():  # one implicit transaction, up to the pipeline's sync
                 conn.execute(*self._statement)
                 cur.execute(query, params, **kwargs)
         elif self._scoped:
@@ -97,7 +97,7 @@ class PgCheckpointer(PostgresSaver):
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
         """PostgresSaver's, acting for the tenant (or, for a write, its owner): writes in a
-        transaction that first sets it, pipelined with the saver's statements; reads through
+        pipeline (one implicit transaction) that first sets it; reads through
         :class:`_ScopedCursor`. Unchanged when there is neither."""
         scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
         statement = base.scope_statement(scope)
@@ -112,8 +112,7 @@ class PgCheckpointer(PostgresSaver):
         with (
             self.lock,
             connection(self.conn) as conn,
-            conn.pipeline(),
-            conn.transaction(),
+            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
             conn.cursor(binary=True, row_factory=dict_row) as cur,
         ):
             cur.execute(*statement)
