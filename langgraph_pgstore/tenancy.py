@@ -44,6 +44,7 @@ __all__ = [
     "TenancyState",
     "bind",
     "binding",
+    "on_behalf_of_scope",
     "recorded_owner",
     "require_admin",
     "resolve_owner",
@@ -52,6 +53,7 @@ __all__ = [
     "status_op",
     "switch_op",
     "tenant_for",
+    "tenant_scope",
     "user_of",
     "validate_id",
 ]
