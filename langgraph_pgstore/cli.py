@@ -1,5 +1,5 @@
-"""The ``langgraph-pgstore`` command: migrate, doctor, runs, sessions, purge-user, sweep,
-embedded, serve.
+"""The ``langgraph-pgstore`` command: migrate, doctor, tenancy, runs, sessions, purge-user,
+export-user, sweep, embedded, serve.
 
 Human output by default, ``--json`` for scripts. Exit codes: 0 success, 1 unhealthy
 (``doctor``), 2 a clear error (bad input, unknown id, server unreachable). Errors go to
@@ -22,7 +22,10 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
 from ._ops import Op, run
 from .api import queries
@@ -30,6 +33,8 @@ from .config import Settings, redact_dsn
 from .database import Database
 from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
+from .telemetry.trace import Span, build_trace
+from .tenancy import require_admin
 
 __all__ = ["app", "main"]
 
@@ -102,7 +107,7 @@ def _print_json(value: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {redact_dsn(message)}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(redact_dsn(message))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -169,7 +174,7 @@ def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) ->
         ident = col in ("id", "key", "request_model")
         table.add_column(LABELS.get(col, col), no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(Text(_fmt(row.get(c))) for c in columns))  # data, never markup
     return table
 
 
@@ -197,19 +202,22 @@ def _report_table(report: HealthReport) -> Table:
     table.add_column("value")
     verdict = "[green]healthy[/green]" if report.ok else "[red]unhealthy[/red]"
     table.add_row("status", verdict)
-    table.add_row("url", report.url)
+    table.add_row("url", Text(report.url))
     table.add_row("server", _fmt(report.server_version))
     table.add_row("database", _fmt(report.database))
     table.add_row("latency ms", _fmt(report.latency_ms))
     table.add_row("revision", f"{_fmt(report.revision)} (head {report.head})")
     table.add_row("checkpoint version", _fmt(report.checkpoint_version))
+    table.add_row("tenancy", _fmt(report.tenancy))
+    admin = " (admin: bypasses row-level security)" if report.admin else ""
+    table.add_row("role", _fmt(report.user) + admin)
     for name, ext in sorted(report.extensions.items()):
         table.add_row(f"extension {name}", _fmt(ext.get("installed")) + " installed")
     if report.pool:
         figures = ", ".join(f"{k}={v}" for k, v in report.pool.items() if k.startswith("pool"))
         table.add_row("pool", figures)
     for problem in report.problems:
-        table.add_row("[yellow]problem[/yellow]", problem)
+        table.add_row("[yellow]problem[/yellow]", Text(problem))
     return table
 
 
@@ -229,6 +237,26 @@ def doctor(json_out: JsonOpt = False) -> None:
         out.print(_report_table(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def tenancy(
+    action: Annotated[str, typer.Argument(help="on, off or status.")] = "status",
+    json_out: JsonOpt = False,
+) -> None:
+    """Row-level security on every owned table: on (each tenant sees only its rows; a
+    connection acting for no tenant only shared ones), off, or show the status."""
+    if action not in ("on", "off", "status"):
+        raise _fail(f"expected on, off or status, not {action!r}")
+    with _db() as db:
+        state = db.tenancy_state() if action == "status" else db.set_tenancy(action == "on")
+        role, admin = db.role, db.bypasses_rls
+    if json_out:
+        _print_json({"tenancy": state, "role": role, "admin": admin})
+    else:
+        note = " (admin: bypasses row-level security)" if admin else ""
+        out.print(f"tenancy {state}; role {role}{note}", highlight=False)
 
 
 # -- embedded -----------------------------------------------------------------------------
@@ -336,7 +364,13 @@ def _run_details(run_id: str) -> Op[dict[str, Any]]:
 
 @runs_app.command("show")
 @cli_errors
-def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
+def runs_show(
+    run_id: str,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="The trace tree: nodes, tools and LLM calls nested.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """One run with its step timeline and LLM calls."""
     details = _run(_run_details(run_id))
     if json_out:
@@ -348,10 +382,45 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
     )
     out.print(head)
     if run_row.get("error_message"):
-        out.print(f"[red]{run_row['error_type']}[/red]: {run_row['error_message']}")
+        error_type, message = escape(str(run_row["error_type"])), escape(run_row["error_message"])
+        out.print(f"[red]{error_type}[/red]: {message}", highlight=False)
+    if tree:
+        out.print(_trace_tree(build_trace(run_row, details["steps"], details["llm_calls"])))
+        return
     out.print(_table("steps", STEP_COLUMNS, details["steps"]))
     out.print(_table("llm calls", CALL_COLUMNS, details["llm_calls"]))
     _print_stats(details["stats"])
+
+
+def _span_label(span: Span) -> Text:
+    """One line per span; stored text goes in as plain ``Text``, never parsed as markup."""
+    from .ui.views import fmt_ms, fmt_tokens, fmt_usd
+
+    label = Text(span.name, style="bold" if span.kind in ("run", "node") else "")
+    label.append(f" {span.kind}", style="dim")
+    if span.provider:
+        label.append(f" ({span.provider})", style="dim")
+    label.append(f"  {span.status}", style="red bold" if span.failed else "green")
+    duration = span.latency_ms if span.kind == "llm" and span.latency_ms else span.duration_ms
+    label.append(f"  {fmt_ms(duration)}")
+    if span.llm_calls:
+        label.append(
+            f"  {fmt_tokens(span.input_tokens)} in / {fmt_tokens(span.output_tokens)} out"
+            f"  {fmt_usd(span.cost_usd)}" + ("*" if span.unpriced_calls else ""),
+            style="cyan",
+        )
+    if span.kind != "run" and (span.error_type or span.error_message):
+        label.append(f"\n{span.error_type or 'error'}: {span.error_message or ''}", style="red")
+    return label
+
+
+def _trace_tree(root: Span) -> Tree:
+    tree = Tree(_span_label(root))
+    branches = {root.id: tree}
+    for _, span in root.walk():
+        for child in span.children:
+            branches[child.id] = branches[span.id].add(_span_label(child))
+    return tree
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
@@ -410,7 +479,7 @@ def sessions_list(
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
     status: Annotated[str | None, typer.Option(help="active or archived.")] = None,
-    user: Annotated[str | None, typer.Option(help="User id or external id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Owner (external user id).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sessions, most recently updated first."""
@@ -441,32 +510,53 @@ def sessions_show(
     out.print(_table(f"session {session['id']}", SESSION_COLUMNS[1:], [session]))
     for msg in details["messages"]["items"]:
         who = msg["role"] + (f" ({msg['name']})" if msg.get("name") else "")
-        out.print(f"[bold]{who}[/bold]: ", end="")
+        out.print(f"[bold]{escape(who)}[/bold]: ", end="")
         out.print(msg["content"], markup=False, highlight=False)
     if details["messages"]["next_cursor"]:
         nxt = details["messages"]["next_cursor"]
         out.print(f"more: --cursor {nxt}", highlight=False, soft_wrap=True)
 
 
-# -- purge-user, sweep --------------------------------------------------------------------
+# -- purge-user, export-user, sweep (maintenance: the admin path) --------------------------
 
 
 @app.command("purge-user")
 @cli_errors
 def purge_user(
-    user: Annotated[str, typer.Argument(help="User id or external id.")],
+    user: Annotated[str, typer.Argument(help="The user's external id (their user_id).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete a user with their sessions, messages, checkpoints, memories and runs (erasure)."""
-    if not yes and not typer.confirm(f"Delete every row of user {user!r}?"):
+    """Delete every row the user owns: sessions, messages, checkpoints, memories, runs
+    (erasure). Admin path: a role that bypasses row-level security, or tenancy off."""
+    if not yes and not typer.confirm(f"Delete every row owned by user {user!r}?"):
         raise typer.Exit(1)
     with _db() as db, err.status("purging…"):
-        counts = db.conversations.purge_user(user)
+        counts = db.purge_user(user)
     if json_out:
         _print_json(counts)
     else:
         out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + " deleted")
+
+
+@app.command("export-user")
+@cli_errors
+def export_user(
+    user: Annotated[str, typer.Argument(help="The user's external id (their user_id).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Everything held about a user as JSON, checkpoints decoded (the right of access).
+    Admin path: a role that bypasses row-level security, or tenancy off."""
+    with _db() as db:
+        data = db.export_user(user)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {output}", highlight=False)
 
 
 @app.command()
@@ -478,9 +568,11 @@ def sweep(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete expired memory items (TTL) and, with --runs-older-than, old runs."""
+    """Delete expired memory items (TTL) and, with --runs-older-than, old runs. Admin path:
+    a role that bypasses row-level security, or tenancy off."""
     result: dict[str, int] = {}
     with _db() as db, err.status("sweeping…"):
+        run(db.pool, require_admin("sweep"))
         result["memory_items"] = _sweep_memory(db)
         if runs_older_than is not None:
             op = queries.purge_runs_older_than(runs_older_than)
@@ -504,13 +596,17 @@ def _sweep_memory(db: Database) -> int:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    ui: Annotated[bool, typer.Option(help="Serve the web UI at /ui/.")] = True,
 ) -> None:
-    """Run the HTTP API (runs, sessions, health) with uvicorn. Unauthenticated: bind wisely."""
+    """Run the HTTP API (runs, sessions, health) and web UI with uvicorn. Unauthenticated:
+    bind wisely."""
     import uvicorn
 
     from .api import create_app
 
-    uvicorn.run(create_app(state.url), host=host, port=port)
+    if ui:
+        err.print(f"web UI: http://{host}:{port}/ui/", highlight=False)
+    uvicorn.run(create_app(state.url, ui=ui), host=host, port=port)
 
 
 def main() -> None:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cached_property
-from typing import Any, ClassVar, Unpack
+from typing import Any, Unpack
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ._ops import arun, run
+from . import ownership, tenancy
+from ._ops import aconnection, arun, connection, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
+from .connection import Endpoint
 from .conversations import AsyncConversations, Conversations, MessageRecorder
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
@@ -31,7 +31,7 @@ from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 from .migrate import migrate as _migrate
 from .telemetry import AsyncTelemetry, Telemetry
 
-__all__ = ["AsyncDatabase", "Database", "resolve_url"]
+__all__ = ["AsyncDatabase", "Database"]
 
 log = logging.getLogger(__name__)
 
@@ -39,74 +39,57 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT = 5.0
 
 
-def resolve_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
-    """The URL to use: the configured one, or the embedded server's (started on demand)."""
-    if settings.url:
-        return settings.url, None
-    server = EmbeddedServer.start(settings.data_dir)
-    return server.url, server
-
-
-def _pool_kwargs(settings: Settings) -> dict[str, Any]:
-    return {
-        "kwargs": {**settings.connect_kwargs(), "row_factory": dict_row},
-        "min_size": settings.min_size,
-        "max_size": settings.max_size,
-        "timeout": settings.timeout,
-        "max_idle": settings.max_idle,
-        "max_lifetime": settings.max_lifetime,
-        "name": "langgraph-pgstore",
-        "open": False,
-    }
-
-
-class _PurgingCheck:
-    """Connection check that, on a dead connection, purges every idle sibling at once.
-
-    psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
-    restart or ``pg_terminate_backend`` of every backend a request checked the stale
-    connections one by one and timed out, although fresh ones could be opened at once.
-    """
-
-    pool: ConnectionPool[Any] | None = None
-
-    def __call__(self, conn: psycopg.Connection[Any]) -> None:
-        try:
-            ConnectionPool.check_connection(conn)
-        except Exception:
-            if self.pool is not None:
-                threading.Thread(target=self.pool.check, daemon=True).start()
-            raise
-
-
-class _APurgingCheck:
-    """Async twin of :class:`_PurgingCheck`."""
-
-    pool: AsyncConnectionPool[Any] | None = None
-    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
-
-    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except Exception:
-            if self.pool is not None:
-                task = asyncio.get_running_loop().create_task(self.pool.check())
-                self._tasks.add(task)  # keep a reference until it ends
-                task.add_done_callback(self._tasks.discard)
-            raise
-
-
-def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
-    return DatabaseUnavailable(f"can't connect to {redact_dsn(url)}: {exc}")
-
-
 class _Common:
-    """What the sync and async hubs share: settings, URL, the embedded server handle."""
+    """What the sync and async hubs share: the endpoint (settings, URL, embedded server),
+    and the tenant scopes."""
 
-    def __init__(self, url: str, settings: Settings, server: EmbeddedServer | None) -> None:
-        self.url = url
-        self.settings = settings
-        self.server = server
+    pool: Any
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def settings(self) -> Settings:
+        return self.endpoint.settings
+
+    @property
+    def server(self) -> EmbeddedServer | None:
+        return self.endpoint.server
+
+    def _bind(self, role: dict[str, Any]) -> None:
+        """Remember the pool's role and default tenant (what every transaction consults);
+        refuse a default tenant on a role that bypasses row-level security."""
+        bound = tenancy.Binding(self.settings.tenant, role["role"], bool(role["bypass"]))
+        tenancy.bind(self.pool, bound)
+        if bound.default is not None:
+            tenancy.tenant_scope(bound.default, bound)  # raises PermissionDenied if bypass
+
+    @property
+    def role(self) -> str | None:
+        """The database role the pool connects as."""
+        bound = tenancy.binding(self.pool)
+        return bound.role if bound is not None else None
+
+    @property
+    def bypasses_rls(self) -> bool:
+        """The role sees every row (superuser, BYPASSRLS, owner of the tables): the admin path."""
+        bound = tenancy.binding(self.pool)
+        return bound is not None and bound.bypass
+
+    def tenant(self, tenant: str) -> tenancy.Scope:
+        """``with db.tenant("alice"):`` (or ``async with``): every transaction of the block
+        acts for ``alice``, whatever the default. For a host, per request, after its own
+        authentication; never from graph metadata. Refused on a role that bypasses RLS."""
+        return tenancy.tenant_scope(tenant, tenancy.binding(self.pool))
+
+    def on_behalf_of(self, user: str) -> tenancy.Scope:
+        """``with db.on_behalf_of("alice"):``: rows written in the block that have no other
+        owner (no tenant, outside a graph run) belong to ``alice``. Attribution only."""
+        return tenancy.on_behalf_of_scope(user)
 
     @property
     def redacted_url(self) -> str:
@@ -150,14 +133,8 @@ class _Common:
 class Database(_Common):
     """Sync hub: ``checkpointer`` and the other parts, one ``ConnectionPool``."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool[psycopg.Connection[Any]],
-        settings: Settings,
-        url: str,
-        server: EmbeddedServer | None = None,
-    ) -> None:
-        super().__init__(url, settings, server)
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
         self.pool = pool
         self._stores: weakref.WeakSet[PgMemoryStore] = weakref.WeakSet()
 
@@ -166,21 +143,17 @@ class Database(_Common):
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> Database:
         """Open the pool (and the embedded server when no URL is configured)."""
-        settings = Settings.resolve(url, **options)
-        real_url, server = resolve_url(settings)
-        checker = _PurgingCheck()
-        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
-        )
-        checker.pool = pool
-        db = cls(pool, settings, real_url, server)
+        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
+        pool = endpoint.pool()
+        db = cls(pool, endpoint)
         try:
-            pool.open(wait=True, timeout=settings.connect_timeout)
+            pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 db.migrate(only_if_needed=True)
+            db._bind(run(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             pool.close()
-            raise _unavailable(real_url, exc) from exc
+            raise endpoint.unavailable(exc) from exc
         except BaseException:
             pool.close()
             raise
@@ -199,6 +172,16 @@ class Database(_Common):
             db.close()
 
     from_conn_string = connect
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside one transaction that acts for the tenant in effect:
+        for the host's own SQL over our tables (row-level security applies as to ours)."""
+        tenant = tenancy.tenant_for(self.pool)
+        with connection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
 
     def close(self) -> None:
         if "telemetry" in self.__dict__:
@@ -245,7 +228,28 @@ class Database(_Common):
             report = run(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        return _migrate(self.url, self.settings)
+        revision = _migrate(endpoint=self.endpoint)
+        if tenancy.binding(self.pool) is not None:  # the role may now own the tables
+            self._bind(run(self.pool, tenancy.role_op()))
+        return revision
+
+    def tenancy_state(self) -> tenancy.TenancyState:
+        """``on`` (row-level security enforces owners), ``off``, ``partial`` or ``absent``."""
+        return run(self.pool, tenancy.status_op())
+
+    def set_tenancy(self, on: bool) -> tenancy.TenancyState:
+        """Switch row-level security on or off for every owned table (the tables' owner
+        only); returns the new state."""
+        return run(self.pool, tenancy.switch_op(on))
+
+    def purge_user(self, external_id: str) -> dict[str, int]:
+        """Delete everything the user owns, everywhere; rows deleted per table (admin path)."""
+        return self.conversations.purge_user(external_id)
+
+    def export_user(self, external_id: str) -> dict[str, Any]:
+        """Everything held about the user as JSON-ready data, checkpoint blobs decoded with
+        the checkpointer's serializer (the right of access; admin path)."""
+        return run(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
@@ -261,13 +265,9 @@ class AsyncDatabase(_Common):
     """Async hub: ``checkpointer`` and the other parts, one ``AsyncConnectionPool``."""
 
     def __init__(
-        self,
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
-        settings: Settings,
-        url: str,
-        server: EmbeddedServer | None = None,
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], endpoint: Endpoint
     ) -> None:
-        super().__init__(url, settings, server)
+        super().__init__(endpoint)
         self.pool = pool
         self._astores: weakref.WeakSet[AsyncPgMemoryStore] = weakref.WeakSet()
 
@@ -276,21 +276,17 @@ class AsyncDatabase(_Common):
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> AsyncDatabase:
         """Open the pool (and the embedded server when no URL is configured)."""
-        settings = Settings.resolve(url, **options)
-        real_url, server = resolve_url(settings)
-        checker = _APurgingCheck()
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
-        )
-        checker.pool = pool
-        db = cls(pool, settings, real_url, server)
+        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
+        pool = endpoint.apool()
+        db = cls(pool, endpoint)
         try:
-            await pool.open(wait=True, timeout=settings.connect_timeout)
+            await pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 await db.amigrate(only_if_needed=True)
+            db._bind(await arun(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             await pool.close()
-            raise _unavailable(real_url, exc) from exc
+            raise endpoint.unavailable(exc) from exc
         except BaseException:
             await pool.close()
             raise
@@ -309,6 +305,15 @@ class AsyncDatabase(_Common):
             await db.aclose()
 
     from_conn_string = connect
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Async twin of :meth:`Database.transaction`."""
+        tenant = tenancy.tenant_for(self.pool)
+        async with aconnection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                await conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
 
     async def aclose(self) -> None:
         if "telemetry" in self.__dict__:
@@ -355,9 +360,22 @@ class AsyncDatabase(_Common):
             report = await arun(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        import asyncio
+        revision = await asyncio.to_thread(lambda: _migrate(endpoint=self.endpoint))
+        if tenancy.binding(self.pool) is not None:
+            self._bind(await arun(self.pool, tenancy.role_op()))
+        return revision
 
-        return await asyncio.to_thread(_migrate, self.url, self.settings)
+    async def atenancy_state(self) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.status_op())
+
+    async def aset_tenancy(self, on: bool) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.switch_op(on))
+
+    async def apurge_user(self, external_id: str) -> dict[str, int]:
+        return await self.conversations.purge_user(external_id)
+
+    async def aexport_user(self, external_id: str) -> dict[str, Any]:
+        return await arun(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""

@@ -7,7 +7,7 @@ from uuid import UUID
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, RedirectResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from ..errors import ConfigurationError
 
@@ -19,7 +19,16 @@ import psycopg
 
 from .._ops import Op, arun
 from ..database import AsyncDatabase
-from ..errors import DatabaseUnavailable, InvalidInput, MigrationError, NotFound, PgStoreError
+from ..errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    MigrationError,
+    NotFound,
+    PermissionDenied,
+    PgStoreError,
+)
+from ..tenancy import validate_id
 from . import queries
 
 __all__ = ["create_app", "create_router"]
@@ -36,38 +45,81 @@ Cursor = Annotated[
 
 
 async def _anonymous() -> str | None:
-    """No authentication hook: results are not scoped."""
+    """No authentication hook: results are not scoped (an admin surface)."""
     return None
+
+
+def _authenticated(
+    auth: Callable[..., Any], get_db: Callable[[], AsyncDatabase]
+) -> Callable[..., AsyncIterator[str]]:
+    """The host's ``auth`` dependency, failing closed (no caller: HTTP 401, never "all"), and
+    the request acting for the caller as its tenant, so row-level security keeps every query
+    of the request to the caller's rows (unless the role bypasses it: then the queries' owner
+    filters alone do)."""
+
+    async def caller(user: Annotated[Any, Depends(auth)]) -> AsyncIterator[str]:
+        if user is None or user == "":
+            raise HTTPException(401, "not authenticated")
+        try:
+            external_id = validate_id(str(user), "caller id")
+        except InvalidInput as exc:
+            raise HTTPException(401, "not authenticated") from exc
+        database = get_db()
+        if database.bypasses_rls:
+            yield external_id
+            return
+        async with database.tenant(external_id):
+            yield external_id
+
+    return caller
+
+
+#: HTTP status of each of our errors (the most specific class wins; README's Errors table).
+HTTP_STATUS: dict[type[PgStoreError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    PermissionDenied: 403,
+    Conflict: 409,
+    DatabaseUnavailable: 503,
+    MigrationError: 503,  # an operator's fix, not the caller's: "try later"
+}
+
+
+def http_error(exc: PgStoreError) -> HTTPException:
+    """The HTTPException for one of our errors (500 for any other)."""
+    status = next((HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS), 500)
+    detail = "database unavailable" if isinstance(exc, DatabaseUnavailable) else str(exc)
+    return HTTPException(status, detail)
 
 
 def create_router(
     db: AsyncDatabase | Callable[[], AsyncDatabase],
     *,
     auth: Callable[..., Any] | None = None,
+    ui: bool = False,
 ) -> APIRouter:
     """Routes for ``/health*``, ``/runs*`` and ``/sessions*`` over ``db``.
 
     ``db`` may be a callable returning the database, for hosts that open it in their
     lifespan (after the router is built). ``auth`` is a dependency returning the caller's
-    user id (or raising ``HTTPException(401)``); health routes are never scoped.
+    user id (an external id), or None / raising ``HTTPException(401)`` for no caller, which
+    answers 401. Each request then reads only the caller's rows: its queries keep to
+    ``owner_id = caller`` and it acts for that tenant (row-level security, unless the role
+    bypasses it). Without ``auth`` the router reads every user's rows: an admin surface, to
+    serve only behind your own access control. Health routes are never scoped.
+    ``ui=True`` adds the web UI under ``/ui/`` (see ``langgraph_pgstore.ui``), scoped by the
+    same ``auth``.
     """
     get_db: Callable[[], AsyncDatabase] = db if callable(db) else (lambda: db)
     router = APIRouter()
-    Caller = Annotated[str | None, Depends(auth or _anonymous)]
+    caller = Depends(_authenticated(auth, get_db) if auth else _anonymous)
+    Caller = Annotated[str | None, caller]
 
     async def call(op: Op[T]) -> T:
         try:
             return await arun(get_db().pool, op)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except DatabaseUnavailable as exc:
-            raise HTTPException(503, "database unavailable") from exc
-        except MigrationError as exc:  # an operator's fix, not the caller's: "try later"
-            raise HTTPException(503, str(exc)) from exc
         except PgStoreError as exc:
-            raise HTTPException(500, str(exc)) from exc
+            raise http_error(exc) from exc
 
     @router.get("/health", tags=["health"], summary="Full health report (503 when unhealthy)")
     async def health() -> JSONResponse:
@@ -165,6 +217,10 @@ def create_router(
             queries.list_messages(session_id, limit=limit, cursor=cursor, user_id=user)
         )
 
+    if ui:
+        from ..ui.routes import ui_router
+
+        router.include_router(ui_router(call, caller))
     return router
 
 
@@ -177,8 +233,11 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(url: str | None = None, *, auth: Callable[..., Any] | None = None) -> FastAPI:
-    """The app ``langgraph-pgstore serve`` runs: the router over a database opened at startup.
+def create_app(
+    url: str | None = None, *, auth: Callable[..., Any] | None = None, ui: bool = True
+) -> FastAPI:
+    """The app ``langgraph-pgstore serve`` runs: the router over a database opened at startup,
+    with the web UI at ``/ui/`` (``/`` redirects there) unless ``ui=False``.
 
     The schema is not migrated here (run ``langgraph-pgstore migrate``); ``/health`` reports
     a schema that is behind.
@@ -196,5 +255,11 @@ def create_app(url: str | None = None, *, auth: Callable[..., Any] | None = None
         return state["db"]
 
     app = FastAPI(title="langgraph-pgstore", version=_version(), lifespan=lifespan)
-    app.include_router(create_router(get_db, auth=auth))
+    app.include_router(create_router(get_db, auth=auth, ui=ui))
+    if ui:
+
+        @app.get("/", include_in_schema=False)
+        async def home() -> RedirectResponse:
+            return RedirectResponse(app.url_path_for("pgstore_ui_runs"))
+
     return app

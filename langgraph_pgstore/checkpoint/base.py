@@ -2,32 +2,52 @@
 
 The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
 (``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
+
+Ownership: migration 0005 gave the three tables ``owner_id DEFAULT pgstore_owner()``, so the
+saver's own INSERTs are owned by whoever the transaction's settings name. Our savers override
+PostgresSaver's one ``_cursor`` to open each transaction with :func:`scope_statement`: the
+tenant (reads and writes), or for a write with no tenant, the run's user as ``pgstore.owner``.
+With neither, nothing is sent and the saver runs exactly as upstream's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import itertools
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
-from .._ops import Op, Query, translate_error
-from ..errors import InvalidInput, SerializationError
+from langchain_core.runnables import RunnableConfig
 
+from .. import tenancy
+from .._ops import Op, Query, retry_pause
+from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
+
+#: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
+Scope = tuple[str | None, str | None]
+UNSCOPED: Scope = (None, None)
+
+#: A copy keeps each row's owner (under a tenant, every visible row is the tenant's).
 COPY_THREAD_SQL = (
-    """INSERT INTO checkpoints
-         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+    """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                                type, checkpoint, metadata, owner_id)
        SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
-              checkpoint, metadata
+              checkpoint, metadata, owner_id
        FROM checkpoints WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
-    """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-       SELECT %(target)s, checkpoint_ns, channel, version, type, blob
+    """INSERT INTO checkpoint_blobs
+         (thread_id, checkpoint_ns, channel, version, type, blob, owner_id)
+       SELECT %(target)s, checkpoint_ns, channel, version, type, blob, owner_id
        FROM checkpoint_blobs WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
-    """INSERT INTO checkpoint_writes
-         (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-       SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
+    """INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,
+                                      task_path, idx, channel, type, blob, owner_id)
+       SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type,
+              blob, owner_id
        FROM checkpoint_writes WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
 )
@@ -106,6 +126,7 @@ def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000)
     """Delete threads whose newest checkpoint is older than ``older_than``; returns their ids.
 
     ``older_than`` is an age (``timedelta``) or an absolute cutoff (aware ``datetime``).
+    Maintenance: refused (``PermissionDenied``) unless it sees every thread (admin path).
     Call repeatedly until it returns fewer than ``limit`` ids to sweep everything.
     """
     if isinstance(older_than, timedelta):
@@ -114,6 +135,7 @@ def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000)
         raise InvalidInput("older_than must be a timedelta or a timezone-aware datetime")
     else:
         cutoff = older_than
+    yield from tenancy.require_admin("delete_stale_threads (retention)")
     rows = yield Query(STALE_THREADS_SQL, (cutoff, int(limit)))
     threads = [r["thread_id"] for r in rows]
     if threads:
@@ -122,54 +144,84 @@ def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000)
     return threads
 
 
+def write_scope(conn: object, config: RunnableConfig) -> Scope:
+    """``(tenant, owner)`` of a checkpoint write: the run's user is checked against the
+    tenant, and owns the rows when no tenant is in effect."""
+    return tenancy.resolve_owner(conn, tenancy.user_of(config))
+
+
+def sets_isolation(query: object) -> bool:
+    """Whether a statement must open its transaction (``SET TRANSACTION ...``, as
+    PostgresSaver's ``prune`` does): the tenant is then set right after it."""
+    return isinstance(query, str) and query.lstrip()[:15].upper() == "SET TRANSACTION"
+
+
+def scope_statement(scope: Scope) -> tuple[str, tuple[str]] | None:
+    """The statement that opens a scoped transaction (None: send nothing)."""
+    tenant, owner = scope
+    if tenant is not None:
+        return tenancy.SET_TENANT_SQL, (tenant,)
+    if owner is not None:
+        return tenancy.SET_OWNER_SQL, (owner,)
+    return None
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _serialisation_error(exc: BaseException) -> SerializationError:
-    return SerializationError(
-        f"graph state can't be serialised for the checkpoint: {type(exc).__name__}: {exc}"
-    )
+def _ours(exc: Exception) -> BaseException:
+    """Our error for a saver failure: driver errors by SQLSTATE; a ``TypeError``/``ValueError``
+    from langgraph's serializer means the graph state can't be stored."""
+    mapped = translate_error(exc)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, TypeError | ValueError):
+        return SerializationError(
+            f"graph state can't be serialised for the checkpoint: {type(exc).__name__}: {exc}"
+        )
+    return exc
+
+
+def _retry_pause(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before retrying a saver call, else raise our error for ``exc``.
+
+    Every saver method is safe to repeat (reads, and writes that are upserts), so transient
+    errors (lost connection, deadlock) are retried, a bounded number of times.
+    """
+    ours = _ours(exc)
+    pause = retry_pause(ours, attempt) if isinstance(ours, PgStoreError) else None
+    if pause is not None:
+        return pause
+    if ours is exc:
+        raise exc
+    raise ours from exc
 
 
 def translated(fn: Callable[P, R]) -> Callable[P, R]:
-    """Re-raise driver and serializer errors of a saver method as our own errors."""
+    """Re-raise driver and serializer errors of a saver method as our own errors, retrying
+    transient ones (works on plain and ``async def`` methods alike)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @wraps(fn)
+        async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            for attempt in itertools.count(1):
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    await asyncio.sleep(_retry_pause(exc, attempt))
+            raise AssertionError("unreachable")
+
+        return cast(Callable[P, R], awrapper)
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            mapped = translate_error(exc)
-            raise (mapped or _serialisation_error(exc)) from exc
-        except Exception as exc:
-            mapped = translate_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
-
-    return wrapper
-
-
-def atranslated(fn: Callable[P, Any]) -> Callable[P, Any]:
-    """Async twin of :func:`translated` (the wrapper awaits)."""
-
-    @wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            mapped = translate_error(exc)
-            raise (mapped or _serialisation_error(exc)) from exc
-        except Exception as exc:
-            mapped = translate_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
+        for attempt in itertools.count(1):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                time.sleep(_retry_pause(exc, attempt))
+        raise AssertionError("unreachable")
 
     return wrapper
 

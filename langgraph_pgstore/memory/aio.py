@@ -10,18 +10,21 @@ validated when queued, so a bad argument fails its own caller only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, Unpack, cast
 
 from langgraph.store.base import NOT_PROVIDED, GetOp, Op, PutOp, Result
 
+from .. import tenancy
 from .._ops import AConn, arun
 from ..errors import ConfigurationError, InvalidInput
 from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
 from .config import StoreOptions
-from .core import SWEEP_CHUNK, IndexArg, TTLArg, delete_op, get_op, put_op
+from .core import SWEEP_CHUNK, IndexArg, PgPutOp, TTLArg, delete_op, get_op, put_op
 from .items import MemoryItem, MemorySearchItem, Page, PutResult
 
 __all__ = ["AsyncPgMemoryStore"]
@@ -48,7 +51,7 @@ class AsyncPgMemoryStore(MemoryStoreBase):
             self._loop = None  # bound on first use
         self._setup_lock = asyncio.Lock()
         self._flushing = asyncio.Lock()
-        self._queue: list[tuple[asyncio.Future[Any], Op]] = []
+        self._queue: list[_Queued] = []
         self._consumer: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -82,7 +85,9 @@ class AsyncPgMemoryStore(MemoryStoreBase):
     async def _abatch(self, ops: Iterable[Op]) -> list[Any]:
         if self.core.has_vector is None or self._loop is None:
             await self.asetup()
-        plan = self.core.plan(ops)
+        ops = list(ops)
+        tenant = tenancy.tenant_for(self.conn)
+        plan = self.core.plan(ops, owner=self._owner(ops), tenant=tenant)
         emb = self.cfg.embeddings
         docs: Any = []
         queries: list[Any] = []
@@ -95,29 +100,42 @@ class AsyncPgMemoryStore(MemoryStoreBase):
         )
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
-        """Queue ``op`` for the next batch (validated now: a bad op fails this caller only)."""
+        """Queue ``op`` for the next batch. What depends on the caller is settled now, in the
+        caller's context: validation (a bad op fails this caller only), the tenant the call
+        acts for, and the owner of what it writes."""
         loop = self._bind()
         self.core.check(op)
+        tenant = tenancy.tenant_for(self.conn)
+        if isinstance(op, PutOp):
+            owned = PgPutOp(*op)
+            owned.owner = self._owner([op])
+            op = owned
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((fut, op))
+        self._queue.append(_Queued(fut, op, tenant, contextvars.copy_context()))
         if self._consumer is None:
             self._consumer = loop.create_task(self._consume())
         return fut
 
     async def _consume(self) -> None:
-        """Run what is queued as batches until the queue is empty."""
+        """Run what is queued as batches until the queue is empty, one batch per tenant,
+        each in the context of a caller acting for that tenant."""
         try:
             while self._queue:
                 items, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._run_batch([(f, op) for f, op in items if not f.done()])
+                groups: dict[str | None, list[_Queued]] = {}
+                for item in items:
+                    if not item.future.done():
+                        groups.setdefault(item.tenant, []).append(item)
+                for group in groups.values():
+                    await asyncio.create_task(self._run_batch(group), context=group[0].context)
         finally:
             self._consumer = None
 
-    async def _run_batch(self, items: list[tuple[asyncio.Future[Any], Op]]) -> None:
+    async def _run_batch(self, items: list[_Queued]) -> None:
         if not items:
             return
-        futures = [f for f, _ in items]
-        ops, listen = _dedupe([op for _, op in items])
+        futures = [item.future for item in items]
+        ops, listen = _dedupe([item.op for item in items])
         try:
             results = await self._abatch(ops)
         except InvalidInput as exc:
@@ -352,6 +370,16 @@ class AsyncPgMemoryStore(MemoryStoreBase):
         finally:
             live.running = False
             self._writer = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A call waiting for its batch."""
+
+    future: asyncio.Future[Any]
+    op: Op
+    tenant: str | None
+    context: contextvars.Context
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> bool:

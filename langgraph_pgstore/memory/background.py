@@ -17,6 +17,7 @@ from typing import Any
 
 from .._ops import Op as DbOp
 from .._ops import Query
+from ..tenancy import SET_TENANT_SQL
 from .sql import ACCESS_FLUSH, ASYNC_COMMIT, EXISTING
 
 __all__ = ["AccessLog", "Liveness", "access_flush_op"]
@@ -78,7 +79,7 @@ class _Note:
     refresh: bool
 
 
-Key = tuple[str, str]
+Key = tuple[str | None, str, str]  # (tenant, prefix, key)
 
 
 @dataclass
@@ -96,8 +97,16 @@ class AccessLog:
     _inflight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, rows: Iterable[Mapping[str, Any]], *, count: bool, refresh: bool) -> None:
-        """Note ``rows`` as read; nothing at all when neither counting nor refreshing."""
+    def record(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        tenant: str | None,
+        *,
+        count: bool,
+        refresh: bool,
+    ) -> None:
+        """Note ``rows`` as read for ``tenant`` (their update must run as that tenant: row
+        level security); nothing at all when neither counting nor refreshing."""
         now = datetime.now(UTC)
         added = False
         with self._lock:
@@ -105,7 +114,7 @@ class AccessLog:
                 renew = refresh and row.get("ttl_minutes") is not None
                 if not (count or renew):
                     continue
-                key = (row["prefix"], row["key"])
+                key = (tenant, row["prefix"], row["key"])
                 note = self._notes.get(key)
                 if note is None:
                     if len(self._notes) >= MAX_PENDING:
@@ -159,23 +168,32 @@ class AccessLog:
 
 
 def access_flush_op(taken: dict[Key, _Note]) -> DbOp[set[Key]]:
-    """Write the notes; returns the items to try again (rows another transaction held)."""
-    keys = sorted(taken)
-    notes = [taken[k] for k in keys]
+    """Write the notes; returns those to try again (rows another transaction held; the notes
+    of rows deleted meanwhile are dropped). Each tenant's notes are written acting for that
+    tenant (``pgstore.tenant``, transaction-local): row-level security lets a read's
+    bookkeeping touch only rows its reader could see."""
+    groups: dict[str | None, list[Key]] = {}
+    for key in sorted(taken, key=lambda k: (k[1], k[2])):
+        groups.setdefault(key[0], []).append(key)
     yield Query(ASYNC_COMMIT)
-    rows = yield Query(
-        ACCESS_FLUSH,
-        (
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [n.count for n in notes],
-            [n.seen_at for n in notes],
-            [n.refresh for n in notes],
-        ),
-    )
-    written = {(r["prefix"], r["key"]) for r in rows}
-    left = [k for k in keys if k not in written]
-    if not left:
-        return set()
-    rows = yield Query(EXISTING, ([k[0] for k in left], [k[1] for k in left]))
-    return {(r["prefix"], r["key"]) for r in rows}  # the others were deleted meanwhile
+    again: set[Key] = set()
+    for tenant, keys in groups.items():
+        notes = [taken[k] for k in keys]
+        yield Query(SET_TENANT_SQL, (tenant or "",))
+        rows = yield Query(
+            ACCESS_FLUSH,
+            (
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [n.count for n in notes],
+                [n.seen_at for n in notes],
+                [n.refresh for n in notes],
+            ),
+        )
+        written = {(r["prefix"], r["key"]) for r in rows}
+        left = [k for k in keys if (k[1], k[2]) not in written]
+        if left:
+            rows = yield Query(EXISTING, ([k[1] for k in left], [k[2] for k in left]))
+            held = {(r["prefix"], r["key"]) for r in rows}
+            again |= {k for k in left if (k[1], k[2]) in held}
+    return again

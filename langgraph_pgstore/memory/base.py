@@ -9,11 +9,20 @@ from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import BaseStore, ListNamespacesOp, NamespacePath, SearchOp, TTLConfig
+from langgraph.store.base import (
+    BaseStore,
+    ListNamespacesOp,
+    NamespacePath,
+    Op,
+    PutOp,
+    SearchOp,
+    TTLConfig,
+)
 
+from .. import tenancy
 from .background import Liveness
 from .config import PgIndexConfig, SearchMode, StoreConfig
-from .core import StoreCore, list_op, search_op
+from .core import PgPutOp, StoreCore, list_op, search_op
 from .items import PutResult
 
 __all__ = ["ListArgs", "MemoryStoreBase", "SearchArgs"]
@@ -61,6 +70,8 @@ class MemoryStoreBase(BaseStore):
 
     supports_ttl = True
 
+    conn: Any
+
     def __init__(self, **options: Any) -> None:
         self.cfg = StoreConfig.resolve(**options)
         self.core = StoreCore(self.cfg)
@@ -101,6 +112,15 @@ class MemoryStoreBase(BaseStore):
             args.get("offset", 0),
             args.get("cursor"),
         )
+
+    def _owner(self, ops: Sequence[Op]) -> str | None:
+        """Owner of the rows these ops write (``tenancy``): the tenant in effect, else the
+        user of the graph run the call is made in, else ``db.on_behalf_of``, else None
+        (shared). Namespace labels never decide. Refused when the run's user isn't the
+        tenant."""
+        if not any(isinstance(op, PutOp) and not isinstance(op, PgPutOp) for op in ops):
+            return None
+        return tenancy.resolve_owner(self.conn, tenancy.run_user())[1]
 
     @staticmethod
     def _public(results: list[Any]) -> list[Any]:

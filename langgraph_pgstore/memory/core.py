@@ -66,6 +66,7 @@ from .vectors import Vec, vec_text
 __all__ = [
     "ListExtras",
     "PgListOp",
+    "PgPutOp",
     "PgSearchOp",
     "Plan",
     "SearchExtras",
@@ -94,6 +95,13 @@ class SearchExtras:
     min_score: float | None = None
     cursor: str | None = None
     vector: Sequence[float] | None = None
+
+
+class PgPutOp(PutOp):
+    """A ``PutOp`` carrying its ``owner``, resolved where the call was made (the async store
+    batches calls of different runs together)."""
+
+    owner: str | None
 
 
 class PgSearchOp(SearchOp):
@@ -190,6 +198,7 @@ class PutPlan:
     importance: float | None = None
     text: str | None = None  # keyword text; None: not searchable by query
     fields: list[tuple[str, str]] = field(default_factory=list)  # (field name, text to embed)
+    owner: str | None = None  # owner_id of the row (see ``tenancy``)
 
 
 @dataclass(slots=True)
@@ -209,6 +218,7 @@ class SearchPlan:
 @dataclass(slots=True)
 class Plan:
     ops: list[Op]
+    tenant: str | None = None  # the tenant the batch acts for: its reads' notes are its
     puts: dict[int, PutPlan] = field(default_factory=dict)
     searches: dict[int, SearchPlan] = field(default_factory=dict)
     docs: list[str] = field(default_factory=list)  # texts to embed as documents
@@ -272,12 +282,16 @@ class StoreCore:
 
     # ---- plan (pure) -----------------------------------------------------------------
 
-    def plan(self, ops: Iterable[Op]) -> Plan:
-        """Validate every op and collect the texts to embed; raises before any IO."""
-        plan = Plan(list(ops))
+    def plan(
+        self, ops: Iterable[Op], *, owner: str | None = None, tenant: str | None = None
+    ) -> Plan:
+        """Validate every op and collect the texts to embed; raises before any IO. Puts are
+        owned by ``owner`` unless they carry their own (:class:`PgPutOp`)."""
+        plan = Plan(list(ops), tenant)
         for n, op in enumerate(plan.ops):
             if isinstance(op, PutOp):
                 put = self.check_put(op)
+                put.owner = op.owner if isinstance(op, PgPutOp) else owner
                 plan.puts[n] = put
                 for fname, text in put.fields:
                     plan.doc_slots.append((n, fname))
@@ -482,7 +496,7 @@ class StoreCore:
         if plan.puts:
             yield from self._put_op(plan, doc_vectors, results)
         for rows, refresh in reads:
-            self.access.record(rows, count=self.cfg.track_access, refresh=refresh)
+            self.access.record(rows, plan.tenant, count=self.cfg.track_access, refresh=refresh)
         return results
 
     def _gets_op(
@@ -694,6 +708,7 @@ class StoreCore:
                     [p.source for p in puts],
                     [p.importance for p in puts],
                     [p.text for p in puts],
+                    [p.owner for p in puts],
                 ),
             )
             inserted = {(r["prefix"], r["key"]) for r in rows if r["inserted"]}
@@ -703,7 +718,14 @@ class StoreCore:
                     q.DELETE_VECTORS, ([p.prefix for p in updated], [p.key for p in updated])
                 )
             many = [
-                (plan.puts[n].prefix, plan.puts[n].key, fname, self.cfg.dims, Vec(v))
+                (
+                    plan.puts[n].prefix,
+                    plan.puts[n].key,
+                    fname,
+                    self.cfg.dims,
+                    Vec(v),
+                    plan.puts[n].owner,
+                )
                 for _, n in upserts
                 for fname, v in vec_of.get(n, [])
             ]

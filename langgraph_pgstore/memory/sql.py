@@ -86,31 +86,34 @@ WHERE i.prefix = u.prefix AND i.key = u.key
 
 UPSERT_ITEMS = """
 INSERT INTO memory_items AS i
-    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_text, search_tsv)
+    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_text, search_tsv,
+     owner_id)
 SELECT u.prefix, u.key, u.value::jsonb,
        CASE WHEN u.ttl IS NULL THEN NULL ELSE now() + make_interval(secs => u.ttl * 60) END,
        u.ttl, u.source, u.importance, u.txt,
-       CASE WHEN u.txt IS NULL THEN NULL ELSE to_tsvector(%s::regconfig, u.txt) END
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s::text[])
-     AS u(prefix, key, value, ttl, source, importance, txt)
+       CASE WHEN u.txt IS NULL THEN NULL ELSE to_tsvector(%s::regconfig, u.txt) END, u.owner
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s::text[],
+            %s::text[])
+     AS u(prefix, key, value, ttl, source, importance, txt, owner)
 ORDER BY u.prefix, u.key
 ON CONFLICT (prefix, key) DO UPDATE SET
     value = excluded.value, updated_at = now(), expires_at = excluded.expires_at,
     ttl_minutes = excluded.ttl_minutes, source = excluded.source,
     importance = excluded.importance, search_text = excluded.search_text,
-    search_tsv = excluded.search_tsv
+    search_tsv = excluded.search_tsv, owner_id = excluded.owner_id
 RETURNING i.prefix, i.key, (xmax = 0) AS inserted
 """
-"""Params: text search config, then one array per column. Rows are inserted in key order,
-so concurrent writers lock them in one order (no deadlock between two batches)."""
+"""Params: text search config, then one array per column (the last: each row's owner, see
+``tenancy``). Rows are inserted in key order, so concurrent writers lock them in one order
+(no deadlock between two batches)."""
 
 DELETE_VECTORS = """
 DELETE FROM memory_vectors v USING unnest(%s::text[], %s::text[]) AS u(prefix, key)
 WHERE v.prefix = u.prefix AND v.key = u.key
 """
 INSERT_VECTOR = """
-INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding)
-VALUES (%s, %s, %s, %s, %b::vector)
+INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding, owner_id)
+VALUES (%s, %s, %s, %s, %b::vector, %s)
 """
 
 MERGE_DUPLICATE = """

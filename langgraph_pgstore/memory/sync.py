@@ -16,6 +16,7 @@ from typing import Any, Unpack, cast
 import numpy as np
 from langgraph.store.base import NOT_PROVIDED, Op, Result
 
+from .. import tenancy
 from .._ops import Conn, run
 from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
@@ -62,7 +63,9 @@ class PgMemoryStore(MemoryStoreBase):
     def _batch(self, ops: Iterable[Op]) -> list[Any]:
         if self.core.has_vector is None:
             self.setup()
-        plan = self.core.plan(ops)
+        ops = list(ops)
+        tenant = tenancy.tenant_for(self.conn)
+        plan = self.core.plan(ops, owner=self._owner(ops), tenant=tenant)
         emb = self.cfg.embeddings
         docs: Any = []
         queries: list[Any] = []

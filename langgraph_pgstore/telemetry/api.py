@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.tracers.context import register_configure_hook
 
+from .. import tenancy
 from .._ops import arun, run
 from ..config import Settings
+from ..connection import Endpoint
 from . import queries
 from .handler import TelemetryHandler
 from .queries import GroupBy, RunDetail, RunPage
@@ -59,6 +61,7 @@ class _TelemetryBase:
         url: str,
         settings: Settings,
         *,
+        pool: Any = None,
         capture_inputs: bool = False,
         max_buffer: int = 100_000,
         batch_size: int = 2_000,
@@ -66,12 +69,16 @@ class _TelemetryBase:
     ) -> None:
         self.writer = TelemetryWriter(
             url,
-            settings.connect_kwargs(),
+            connect=Endpoint(settings, url).connect,
             max_buffer=max_buffer,
             batch_size=batch_size,
             max_json_chars=max_json_chars,
         )
-        self.handler = TelemetryHandler(self.writer.enqueue, capture_inputs=capture_inputs)
+        self.handler = TelemetryHandler(
+            self.writer.enqueue,
+            capture_inputs=capture_inputs,
+            owner_of=lambda metadata: tenancy.recorded_owner(pool, metadata),
+        )
 
     def instrument(self, graph: G) -> G:
         """The same compiled graph with recording attached to every later run."""
@@ -112,7 +119,7 @@ class Telemetry(_TelemetryBase):
     def __init__(
         self, pool: ConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     def get_run(self, run_id: Any) -> RunDetail:
@@ -150,7 +157,7 @@ class AsyncTelemetry(_TelemetryBase):
     def __init__(
         self, pool: AsyncConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     async def aget_run(self, run_id: Any) -> RunDetail:

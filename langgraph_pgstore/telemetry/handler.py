@@ -23,6 +23,12 @@ _STEP_TAG = "graph:step:"
 _HIDDEN = "langsmith:hidden"
 
 Enqueue = Callable[[tuple[Any, ...]], None]
+#: ``(tenant, owner)`` of a root run from its metadata (see ``tenancy.recorded_owner``).
+OwnerOf = Callable[[dict[str, Any]], tuple[str | None, str | None]]
+
+
+def _unowned(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def status_of(error: BaseException) -> str:
@@ -89,9 +95,13 @@ class TelemetryHandler(BaseCallbackHandler):
     run_inline = True
     raise_error = False
 
-    def __init__(self, enqueue: Enqueue, *, capture_inputs: bool = False) -> None:
+    def __init__(
+        self, enqueue: Enqueue, *, capture_inputs: bool = False, owner_of: OwnerOf = _unowned
+    ) -> None:
         self._enqueue = enqueue
         self.capture_inputs = capture_inputs
+        #: Read in the graph's own context, where the host's tenant scope is visible.
+        self.owner_of = owner_of
         self._entries: dict[UUID, _Entry] = {}
         self._roots: dict[UUID, _Root] = {}
 
@@ -127,7 +137,10 @@ class TelemetryHandler(BaseCallbackHandler):
             self._roots[run_id] = root
             self._entries[run_id] = _Entry(root, None, ROOT)
             name = kwargs.get("name") or (serialized or {}).get("name")
-            self._enqueue(("run_start", run_id, name, root.thread_id, md, inputs, time.time()))
+            tenant, owner = self.owner_of(md)
+            self._enqueue(
+                ("run_start", run_id, name, root.thread_id, md, inputs, time.time(), tenant, owner)
+            )
             return
         parent = self._entries.get(parent_run_id)
         if parent is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 from uuid import UUID
@@ -23,6 +24,7 @@ __all__ = [
     "get_run",
     "list_runs",
     "run_stats",
+    "run_totals",
     "stats",
 ]
 
@@ -96,6 +98,7 @@ _KEYS: dict[str, str] = {
 
 # Filter name -> SQL fragment over alias r (runs). Only these are ever concatenated.
 _FILTERS: dict[str, str] = {
+    "owner_id": "r.owner_id = %s",
     "user_id": "r.user_id = %s",
     "thread_id": "r.thread_id = %s",
     "graph_name": "r.graph_name = %s",
@@ -218,3 +221,21 @@ def list_runs(*, limit: int = 50, cursor: str | None = None, **filters: Any) -> 
     page = [dict(r) for r in rows[:limit]]
     nxt = encode_cursor(page[-1]["started_at"], page[-1]["id"]) if len(rows) > limit else None
     return RunPage(runs=page, next_cursor=nxt)
+
+
+RUN_TOTALS = """
+SELECT run_id, count(*) AS llm_calls, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
+       sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS cost_unknown_calls
+  FROM llm_calls WHERE run_id = ANY(%s)
+ GROUP BY run_id
+"""
+
+
+def run_totals(run_ids: Sequence[UUID]) -> Op[dict[UUID, dict[str, Any]]]:
+    """LLM calls, tokens and cost of each of ``run_ids`` (the ids of a ``list_runs`` page) in
+    one query, not one per run; runs without LLM calls are absent from the result."""
+    if not run_ids:
+        return {}
+    rows = yield Query(RUN_TOTALS, (list(run_ids),))
+    return {r["run_id"]: dict(r) for r in rows}

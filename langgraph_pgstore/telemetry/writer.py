@@ -11,6 +11,11 @@ rows (JSON summaries, tokens, cost) and writes each batch in one transaction:
 3. closing of orphans: when a run ends, steps and calls still 'running' (a cancelled LLM call
    never reports an end) take the run's terminal status.
 
+Rows carry ``owner_id`` (the run's owner, learnt from its ``run_start`` and remembered for its
+children). With tenancy, each batch is written per tenant: the rows of runs that acted for a
+tenant are written after ``set_config('pgstore.tenant', ...)`` in the batch's transaction, so
+row-level security accepts them; nothing extra is sent when no run had a tenant.
+
 When the database is down the failed batch is kept and retried with backoff while new events
 wait in the deque; past ``max_buffer`` events are counted in ``lost_events`` and logged.
 A batch the database rejects for its content (not for being down) is retried row by row and the
@@ -26,7 +31,7 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,25 +42,31 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..config import redact_dsn
+from ..tenancy import SET_TENANT_SQL
 from .pricing import cost_usd
 
 __all__ = ["TelemetryWriter", "summarize"]
 
 log = logging.getLogger(__name__)
 
-UPSERT_RUN_STUBS = "INSERT INTO runs (id) SELECT unnest(%s::uuid[]) ON CONFLICT (id) DO NOTHING"
+UPSERT_RUN_STUBS = """
+INSERT INTO runs (id, owner_id) SELECT * FROM unnest(%s::uuid[], %s::text[])
+ON CONFLICT (id) DO NOTHING
+"""
 
 UPSERT_RUNS = """
 INSERT INTO runs AS r (id, graph_name, thread_id, user_id, status, input_summary, output_summary,
                        error_type, error_message, trace_id, idempotency_key, metadata,
-                       started_at, completed_at)
+                       started_at, completed_at, owner_id)
 VALUES (%(id)s, %(graph_name)s, %(thread_id)s, %(user_id)s, COALESCE(%(status)s, 'running'),
         %(input_summary)s, %(output_summary)s, %(error_type)s, %(error_message)s, %(trace_id)s,
         (SELECT %(idempotency_key)s::text
           WHERE NOT EXISTS (SELECT 1 FROM runs x WHERE x.idempotency_key = %(idempotency_key)s
                                                    AND x.id <> %(id)s)),
-        COALESCE(%(metadata)s, '{}'::jsonb), COALESCE(%(started_at)s, now()), %(completed_at)s)
+        COALESCE(%(metadata)s, '{}'::jsonb), COALESCE(%(started_at)s, now()), %(completed_at)s,
+        %(owner_id)s)
 ON CONFLICT (id) DO UPDATE SET
+    owner_id = COALESCE(r.owner_id, EXCLUDED.owner_id),
     graph_name = COALESCE(EXCLUDED.graph_name, r.graph_name),
     thread_id = COALESCE(EXCLUDED.thread_id, r.thread_id),
     user_id = COALESCE(EXCLUDED.user_id, r.user_id),
@@ -75,13 +86,14 @@ ON CONFLICT (id) DO UPDATE SET
 UPSERT_STEPS = """
 INSERT INTO steps AS s (id, run_id, parent_step_id, kind, node_name, step_number, triggers,
                         checkpoint_ns, task_id, attempt, input_data, output_data, status,
-                        error_type, error_message, started_at, completed_at)
+                        error_type, error_message, started_at, completed_at, owner_id)
 VALUES (%(id)s, %(run_id)s, %(parent_step_id)s, COALESCE(%(kind)s, 'node'), %(node_name)s,
         %(step_number)s, %(triggers)s, COALESCE(%(checkpoint_ns)s, ''), %(task_id)s,
         COALESCE(%(attempt)s, 1), %(input_data)s, %(output_data)s,
         COALESCE(%(status)s, 'running'), %(error_type)s, %(error_message)s,
-        COALESCE(%(started_at)s, now()), %(completed_at)s)
+        COALESCE(%(started_at)s, now()), %(completed_at)s, %(owner_id)s)
 ON CONFLICT (id) DO UPDATE SET
+    owner_id = COALESCE(s.owner_id, EXCLUDED.owner_id),
     parent_step_id = COALESCE(EXCLUDED.parent_step_id, s.parent_step_id),
     kind = COALESCE(%(kind)s, s.kind),
     step_number = COALESCE(EXCLUDED.step_number, s.step_number),
@@ -105,15 +117,16 @@ INSERT INTO llm_calls AS c (id, run_id, step_id, thread_id, operation_name, prov
                             input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
                             cache_creation_input_tokens, reasoning_output_tokens, cost_usd,
                             latency_ms, time_to_first_chunk_ms, streamed, status, error_type,
-                            error_message, started_at, completed_at)
+                            error_message, started_at, completed_at, owner_id)
 VALUES (%(id)s, %(run_id)s, %(step_id)s, %(thread_id)s, COALESCE(%(operation_name)s, 'chat'),
         %(provider_name)s, %(request_model)s, %(response_model)s, %(response_id)s,
         %(finish_reasons)s, %(input_tokens)s, %(output_tokens)s, %(total_tokens)s,
         %(cache_read_input_tokens)s, %(cache_creation_input_tokens)s,
         %(reasoning_output_tokens)s, %(cost_usd)s, %(latency_ms)s, %(time_to_first_chunk_ms)s,
         COALESCE(%(streamed)s, false), COALESCE(%(status)s, 'running'), %(error_type)s,
-        %(error_message)s, COALESCE(%(started_at)s, now()), %(completed_at)s)
+        %(error_message)s, COALESCE(%(started_at)s, now()), %(completed_at)s, %(owner_id)s)
 ON CONFLICT (id) DO UPDATE SET
+    owner_id = COALESCE(c.owner_id, EXCLUDED.owner_id),
     step_id = COALESCE(EXCLUDED.step_id, c.step_id),
     thread_id = COALESCE(EXCLUDED.thread_id, c.thread_id),
     operation_name = COALESCE(%(operation_name)s, c.operation_name),
@@ -175,6 +188,7 @@ RUN_COLS = (
     "metadata",
     "started_at",
     "completed_at",
+    "owner_id",
 )
 STEP_COLS = (
     "run_id",
@@ -193,6 +207,7 @@ STEP_COLS = (
     "error_message",
     "started_at",
     "completed_at",
+    "owner_id",
 )
 LLM_COLS = (
     "run_id",
@@ -219,11 +234,14 @@ LLM_COLS = (
     "error_message",
     "started_at",
     "completed_at",
+    "owner_id",
 )
 
 # Metadata keys copied onto the run row (small, JSON-safe, useful for filtering).
 _RUN_META_KEYS = ("assistant_id", "graph_id", "checkpoint_ns", "session_id", "tags")
 MAX_ERROR_CHARS = 2000
+#: Runs whose (tenant, owner) the writer remembers for events arriving in later batches.
+MAX_KNOWN_RUNS = 50_000
 
 # --- turning Python objects into JSON summaries --------------------------------------------
 
@@ -406,6 +424,8 @@ class TelemetryWriter:
         self._enqueued = 0
         self._processed = 0
         self._reported_lost = 0
+        #: run id -> (tenant, owner), from run_start events (writer thread only).
+        self._scopes: OrderedDict[UUID, tuple[str | None, str | None]] = OrderedDict()
         self.lost_events = 0
         self.dropped_rows = 0
         self.written_batches = 0
@@ -543,10 +563,39 @@ class TelemetryWriter:
         return self._conn
 
     def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        runs, steps, calls, ended = self.rows(batch)
+        rows = self.rows(batch)
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
+            self._execute_per_tenant(cur, *rows)
+
+    def _execute_per_tenant(self, cur: psycopg.Cursor[Any], *rows: Any) -> None:
+        """:meth:`_execute` of :meth:`rows` once per tenant of the batch's runs, unscoped rows
+        first (so no reset is needed), each group after setting its tenant in the transaction."""
+        runs, steps, calls, ended = rows
+
+        def tenant(rid: UUID) -> str | None:
+            return self._scopes.get(rid, (None, None))[0]
+
+        tenants = sorted(
+            {tenant(r) for r in runs}
+            | {tenant(r["run_id"]) for r in steps.values()}
+            | {tenant(r["run_id"]) for r in calls.values()}
+            | {tenant(rid) for rid in ended},
+            key=lambda t: (t is not None, t or ""),
+        )
+        if tenants == [None]:
             self._execute(cur, runs, steps, calls, ended)
+            return
+        for t in tenants:
+            if t is not None:
+                cur.execute(SET_TENANT_SQL, (t,))
+            self._execute(
+                cur,
+                {k: v for k, v in runs.items() if tenant(k) == t},
+                {k: v for k, v in steps.items() if tenant(v["run_id"]) == t},
+                {k: v for k, v in calls.items() if tenant(v["run_id"]) == t},
+                [rid for rid in ended if tenant(rid) == t],
+            )
 
     @staticmethod
     def _execute(
@@ -556,10 +605,10 @@ class TelemetryWriter:
         calls: dict[UUID, dict[str, Any]],
         ended: Iterable[UUID],
     ) -> None:
-        referenced = {r["run_id"] for r in steps.values()} | {r["run_id"] for r in calls.values()}
-        stubs = [rid for rid in referenced if rid not in runs]
+        referenced = {r["run_id"]: r["owner_id"] for r in (*steps.values(), *calls.values())}
+        stubs = [(rid, owner) for rid, owner in referenced.items() if rid not in runs]
         if stubs:
-            cur.execute(UPSERT_RUN_STUBS, (stubs,))
+            cur.execute(UPSERT_RUN_STUBS, ([r for r, _ in stubs], [o for _, o in stubs]))
         if runs:
             cur.executemany(UPSERT_RUNS, list(runs.values()))
         if steps:
@@ -574,10 +623,10 @@ class TelemetryWriter:
     def _write_one_by_one(self, batch: list[tuple[Any, ...]]) -> None:
         for event in batch:
             try:
-                runs, steps, calls, ended = self.rows([event])
+                rows = self.rows([event])
                 conn = self._connection()
                 with conn.transaction(), conn.cursor() as cur:
-                    self._execute(cur, runs, steps, calls, ended)
+                    self._execute_per_tenant(cur, *rows)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._lost_connection(exc)
                 self.dropped_rows += 1
@@ -619,7 +668,9 @@ class TelemetryWriter:
         for ev in batch:
             kind = ev[0]
             if kind == "run_start":
-                _, rid, name, thread_id, md, inputs, t = ev
+                _, rid, name, thread_id, md, inputs, t, *scope = ev
+                tenant, owner = scope if scope else (None, _str(md.get("user_id")))
+                self._remember(rid, tenant, owner)
                 meta = {k: md[k] for k in _RUN_META_KEYS if k in md and md[k] is not None}
                 if _is_resume(inputs):
                     meta["resume"] = True
@@ -761,7 +812,19 @@ class TelemetryWriter:
         for row in steps.values():
             if row["node_name"] is None:
                 row["node_name"] = "?"
+        # Every row names its owner: row-level security checks the proposed INSERT row even
+        # when it ends as an update of an existing one.
+        for rid, row in runs.items():
+            row["owner_id"] = self._scopes.get(rid, (None, None))[1]
+        for row in (*steps.values(), *calls.values()):
+            row["owner_id"] = self._scopes.get(row["run_id"], (None, None))[1]
         return runs, steps, calls, ended
+
+    def _remember(self, run_id: UUID, tenant: str | None, owner: str | None) -> None:
+        self._scopes[run_id] = (tenant, owner)
+        self._scopes.move_to_end(run_id)
+        while len(self._scopes) > MAX_KNOWN_RUNS:
+            self._scopes.popitem(last=False)
 
 
 def _str(value: Any) -> str | None:

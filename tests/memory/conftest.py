@@ -6,16 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from memhelp import OURS, UPSTREAM, CharacterEmbeddings, Driver
+from memhelp import OURS, UPSTREAM, CharacterEmbeddings, Driver, MakeStore
 
 from langgraph_pgstore import AsyncDatabase, Database
-
-MakeStore = Callable[..., Awaitable[Driver]]
 
 
 @pytest.fixture

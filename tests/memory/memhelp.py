@@ -9,7 +9,7 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -19,6 +19,10 @@ from langgraph.store.base import BaseStore
 #: Backends the shared contract runs on: ours (sync, async) and LangGraph's anchors.
 OURS = ("pg", "apg")
 UPSTREAM = ("inmem", "postgres")
+
+
+#: ``make_store(**options)``: a store of the test's backend (fixtures in conftest.py).
+MakeStore: TypeAlias = "Callable[..., Awaitable[Driver]]"
 
 
 class CharacterEmbeddings(Embeddings):

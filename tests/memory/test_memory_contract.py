@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import MakeStore
 from langgraph.store.base import (
     GetOp,
     InvalidNamespaceError,
@@ -24,7 +23,7 @@ from langgraph.store.base import (
     PutOp,
     SearchOp,
 )
-from memhelp import CharacterEmbeddings, Driver, cosine, rows
+from memhelp import CharacterEmbeddings, Driver, MakeStore, cosine, rows
 
 NS = ("test",)
 

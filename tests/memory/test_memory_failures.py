@@ -11,9 +11,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import MakeStore
 from langgraph.store.base import GetOp, PutOp, SearchOp
-from memhelp import WORDS, bow_index, rows
+from memhelp import WORDS, MakeStore, bow_index, rows
 
 from langgraph_pgstore import Database, ExtensionMissing, InvalidInput
 from langgraph_pgstore.errors import PgStoreError
@@ -243,7 +242,7 @@ async def test_access_writer_keeps_notes_through_an_outage(make_ours: MakeStore)
         for _ in range(3):
             with pytest.raises(PgStoreError):
                 await d.get(("w",), "a")
-        d.store.core.access.record([{"prefix": "w", "key": "a"}], count=True, refresh=False)
+        d.store.core.access.record([{"prefix": "w", "key": "a"}], None, count=True, refresh=False)
         await _until(lambda: d.store.background_status()["access_writer"]["errors"] >= 1)
         assert d.store.background_status()["access_writer"]["pending"] == 1
     finally:

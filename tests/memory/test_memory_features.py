@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MakeStore
 from langgraph.store.base import PutOp, SearchOp
-from memhelp import WORDS, CharacterEmbeddings, bag_of_words, bow_index, rows
+from memhelp import WORDS, CharacterEmbeddings, MakeStore, bag_of_words, bow_index, rows
 
 from langgraph_pgstore import InvalidInput
 from langgraph_pgstore.memory import DedupConfig, PutResult, RankingConfig

@@ -95,6 +95,21 @@ async def test_memory_manager_extracts_consolidates_and_searches(hub: Any) -> No
     assert [h.value["content"]["content"] for h in hits] == [
         "User switched from coffee to green tea"
     ]
+    # owned by the run's user (config metadata), whatever the namespace says
+    owners = rows(store, "SELECT prefix, owner_id FROM memory_items ORDER BY prefix")
+    assert owners == [
+        {"prefix": "memories.ada", "owner_id": "ada"},
+        {"prefix": "memories.bob", "owner_id": "bob"},
+    ]
+    assert {r["owner_id"] for r in rows(store, "SELECT owner_id FROM memory_vectors")} == {
+        "ada",
+        "bob",
+    }
+    purge = hub.apurge_user if isinstance(hub, AsyncDatabase) else hub.purge_user
+    counts = purge("ada")
+    counts = await counts if isinstance(hub, AsyncDatabase) else counts
+    assert counts["memory_items"] == 1
+    assert _memories(store, "ada") == [] and len(_memories(store, "bob")) == 1
 
 
 async def test_memory_tools_in_an_agent(hub: Any) -> None:
