@@ -240,9 +240,6 @@ the same subject as a memory it is shown updates that memory instead.
             fake_model("re")
             + """
 
-from langchain_core.utils.function_calling import convert_to_openai_tool
-
-
 def third_person(text: str) -> str:
     \"\"\"'I am allergic to peanuts.' -> 'User is allergic to peanuts'.\"\"\"
     text = text.strip().rstrip(".")
@@ -260,6 +257,8 @@ class MemoryModel(FakeChatModel):
     \"\"\"Chats from the memories in its system prompt; extracts memories when LangMem asks.\"\"\"
 
     def bind_tools(self, tools, **kwargs):
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _generate(self, messages, stop=None, run_manager=None, tools=(), **kwargs):

@@ -102,9 +102,7 @@ def truth(data: Data, j: int, mask: np.ndarray, sims: np.ndarray, hybrid: bool) 
     score = sims[idx]
     if hybrid:
         words = data.query_words[j]
-        cov = np.array(
-            [sum(w in data.doc_words[i] for w in words) / len(words) for i in idx]
-        )
+        cov = np.array([sum(w in data.doc_words[i] for w in words) / len(words) for i in idx])
         score = 1 - (1 - np.clip(score, 0, 1)) * (1 - KEYWORD_WEIGHT * cov)
     return set(idx[np.argsort(-score, kind="stable")[:10]].tolist())
 
