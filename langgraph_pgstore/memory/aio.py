@@ -24,8 +24,9 @@ from ..errors import ConfigurationError, InvalidInput
 from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
 from .config import StoreOptions
-from .core import SWEEP_CHUNK, IndexArg, PgPutOp, TTLArg, delete_op, get_op, put_op
+from .core import SWEEP_CHUNK
 from .items import MemoryItem, MemorySearchItem, Page, PutResult
+from .ops import IndexArg, PgPutOp, TTLArg, delete_op, get_op, put_op
 
 __all__ = ["AsyncPgMemoryStore"]
 

@@ -22,8 +22,9 @@ from langgraph.store.base import (
 from .. import tenancy
 from .background import Liveness
 from .config import PgIndexConfig, SearchMode, StoreConfig
-from .core import PgPutOp, StoreCore, list_op, search_op
+from .core import StoreCore
 from .items import PutResult
+from .ops import PgPutOp, list_op, search_op
 
 __all__ = ["ListArgs", "MemoryStoreBase", "SearchArgs"]
 

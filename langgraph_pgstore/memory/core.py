@@ -14,21 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, cast
 
 import numpy as np
-from langgraph.store.base import (
-    NOT_PROVIDED,
-    GetOp,
-    ListNamespacesOp,
-    MatchCondition,
-    NotProvided,
-    Op,
-    PutOp,
-    SearchOp,
-)
+from langgraph.store.base import NOT_PROVIDED, GetOp, ListNamespacesOp, Op, PutOp, SearchOp
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 from psycopg import sql
 from psycopg.rows import DictRow
@@ -39,20 +28,12 @@ from ..errors import ExtensionMissing, InvalidInput
 from . import sql as q
 from .background import AccessLog, log
 from .config import SEARCH_MODES, SearchMode, StoreConfig
-from .filters import compile_filter, match_condition, namespace_condition
-from .items import MemorySearchItem, Page, PutResult, to_item, to_search_item
-from .scoring import (
-    Candidate,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
-    keyword_terms,
-    rank,
-    relevance,
-    similarity,
-)
+from .filters import and_, compile_filter, match_condition, namespace_condition
+from .items import Page, to_item
+from .ops import PgListOp, PgPutOp, Plan, PutPlan, SearchPlan, extras_of
+from .scoring import decode_cursor, encode_cursor, fingerprint
+from .search import Reads, Searching
 from .validate import (
-    NamespaceError,
     check_count,
     check_key,
     check_number,
@@ -61,185 +42,18 @@ from .validate import (
     encode_value,
     validate_namespace,
 )
-from .vectors import Vec, vec_text
+from .writes import Writing
 
-__all__ = [
-    "ListExtras",
-    "PgListOp",
-    "PgPutOp",
-    "PgSearchOp",
-    "Plan",
-    "SearchExtras",
-    "StoreCore",
-    "delete_op",
-    "get_op",
-    "list_op",
-    "put_op",
-    "search_op",
-]
+__all__ = ["SWEEP_CHUNK", "StoreCore"]
 
-IndexArg: TypeAlias = Literal[False] | list[str] | None
-TTLArg: TypeAlias = float | NotProvided | None
 #: Items a sweep deletes per transaction.
 SWEEP_CHUNK = 5000
-
-
-# --------------------------------------------------------------------------- ops
-
-
-@dataclass(frozen=True, slots=True)
-class SearchExtras:
-    """What our ``search`` takes beyond LangGraph's."""
-
-    mode: SearchMode | None = None
-    min_score: float | None = None
-    cursor: str | None = None
-    vector: Sequence[float] | None = None
-
-
-class PgPutOp(PutOp):
-    """A ``PutOp`` carrying its ``owner``, resolved where the call was made (the async store
-    batches calls of different runs together)."""
-
-    owner: str | None
-
-
-class PgSearchOp(SearchOp):
-    """A ``SearchOp`` carrying :class:`SearchExtras` (``extras``); equal ops with other
-    extras are different searches, so batching never merges them."""
-
-    extras: SearchExtras
-
-
-@dataclass(frozen=True, slots=True)
-class ListExtras:
-    cursor: str | None = None
-
-
-class PgListOp(ListNamespacesOp):
-    """A ``ListNamespacesOp`` with a ``cursor`` (keyset paging)."""
-
-    extras: ListExtras
-
-
-def _extras(op: SearchOp) -> SearchExtras:
-    return op.extras if isinstance(op, PgSearchOp) else SearchExtras()
-
-
-def get_op(namespace: Any, key: Any, refresh: bool) -> GetOp:
-    return GetOp(validate_namespace(namespace), str(key), refresh)
-
-
-def put_op(namespace: Any, key: Any, value: Any, index: IndexArg, ttl: TTLArg) -> PutOp:
-    """``put``'s op; the root label "langgraph" is LangGraph's own (refused here, as
-    upstream, but accepted from ``batch``)."""
-    ns = validate_namespace(namespace)
-    if ns[0] == "langgraph":
-        raise NamespaceError(f'namespace root label cannot be "langgraph": {ns!r}')
-    return PutOp(ns, str(key), value, index, ttl=ttl)  # type: ignore[arg-type]
-
-
-def delete_op(namespace: Any, key: Any) -> PutOp:
-    return PutOp(validate_namespace(namespace), str(key), None)
-
-
-def search_op(
-    namespace_prefix: Any,
-    *,
-    query: str | None = None,
-    filter: dict[str, Any] | None = None,
-    limit: int = 10,
-    offset: int = 0,
-    refresh: bool = True,
-    mode: SearchMode | None = None,
-    min_score: float | None = None,
-    cursor: str | None = None,
-    vector: Sequence[float] | None = None,
-) -> SearchOp:
-    ns = validate_namespace(namespace_prefix, allow_empty=True, what="namespace_prefix")
-    extras = SearchExtras(mode, min_score, cursor, vector)
-    if extras == SearchExtras():
-        return SearchOp(ns, filter, limit, offset, query, refresh)
-    op = PgSearchOp(ns, filter, limit, offset, query, refresh)
-    op.extras = extras
-    return op
-
-
-def list_op(
-    prefix: Any, suffix: Any, max_depth: int | None, limit: int, offset: int, cursor: str | None
-) -> ListNamespacesOp:
-    conditions = tuple(
-        MatchCondition(
-            cast(Literal["prefix", "suffix"], kind),
-            validate_namespace(path, allow_empty=True, what=kind),
-        )
-        for kind, path in (("prefix", prefix), ("suffix", suffix))
-        if path
-    )
-    if cursor is None:
-        return ListNamespacesOp(conditions, max_depth, limit, offset)
-    op = PgListOp(conditions, max_depth, limit, offset)
-    op.extras = ListExtras(cursor)
-    return op
-
-
-# --------------------------------------------------------------------------- plans
-
-
-@dataclass(slots=True)
-class PutPlan:
-    """One put, validated: everything the write needs, computed before any IO."""
-
-    prefix: str
-    key: str
-    encoded: str | None  # None: delete
-    ttl: float | None = None
-    source: str | None = None
-    importance: float | None = None
-    text: str | None = None  # keyword text; None: not searchable by query
-    fields: list[tuple[str, str]] = field(default_factory=list)  # (field name, text to embed)
-    owner: str | None = None  # owner_id of the row (see ``tenancy``)
-
-
-@dataclass(slots=True)
-class SearchPlan:
-    """One search, validated: its mode (None: a plain listing), terms and paging."""
-
-    mode: SearchMode | None
-    where: tuple[sql.Composable, list[Any]]
-    fp: str
-    cursor: dict[str, Any] | None
-    min_score: float | None
-    vector: np.ndarray | None = None
-    embed_query: bool = False  # the query text needs a vector from the embedder
-    filtered: bool = False  # value filters, whose selectivity the planner can't estimate
-
-
-@dataclass(slots=True)
-class Plan:
-    ops: list[Op]
-    tenant: str | None = None  # the tenant the batch acts for: its reads' notes are its
-    puts: dict[int, PutPlan] = field(default_factory=dict)
-    searches: dict[int, SearchPlan] = field(default_factory=dict)
-    docs: list[str] = field(default_factory=list)  # texts to embed as documents
-    doc_slots: list[tuple[int, str]] = field(default_factory=list)  # (put index, field name)
-    queries: list[str] = field(default_factory=list)  # texts to embed as queries
-    query_slot: dict[int, int] = field(default_factory=dict)  # search index -> queries index
-
-    @property
-    def transaction(self) -> bool:
-        """Whether the batch needs one transaction: writes do (all or nothing), and so do
-        filtered vector searches (their planner knobs are transaction-local); plain reads
-        run in autocommit, one round trip less each way, as LangGraph's stores do."""
-        return bool(self.puts) or any(
-            s.filtered and s.mode in ("vector", "hybrid") for s in self.searches.values()
-        )
 
 
 # --------------------------------------------------------------------------- the core
 
 
-class StoreCore:
+class StoreCore(Searching, Writing):
     """Configuration, validation and the sans-IO ops of one store."""
 
     def __init__(self, cfg: StoreConfig) -> None:
@@ -401,7 +215,7 @@ class StoreCore:
     def check_search(self, op: SearchOp) -> SearchPlan:
         cfg = self.cfg
         ns = validate_namespace(op.namespace_prefix, allow_empty=True, what="namespace_prefix")
-        ext = _extras(op)
+        ext = extras_of(op)
         check_count(op.limit, "limit")
         check_count(op.offset, "offset", most=10**9)
         if op.query is not None and not isinstance(op.query, str):
@@ -421,7 +235,7 @@ class StoreCore:
                 raise InvalidInput("search(vector=...) needs a store with an index (dims)")
             vector = check_vectors([ext.vector], 1, cfg.dims, "vector")[0]
         mode = self._mode(op.query or None, vector is not None, ext.mode)
-        where = _and(
+        where = and_(
             namespace_condition(ns),
             compile_filter(op.filter),
             (q.LIVE, []) if cfg.omit_expired else None,
@@ -480,7 +294,7 @@ class StoreCore:
         """Reads (gets, searches, namespace listings), then writes, in one transaction.
         A put's result is its :class:`PutResult` (the stores' ``batch`` turns it into None)."""
         results: list[Any] = [None] * len(plan.ops)
-        reads: list[tuple[list[DictRow], bool]] = []
+        reads: Reads = []
         gets = {n: op for n, op in enumerate(plan.ops) if isinstance(op, GetOp)}
         if gets:
             yield from self._gets_op(gets, results, reads)
@@ -503,7 +317,7 @@ class StoreCore:
         self,
         gets: dict[int, GetOp],
         results: list[Any],
-        reads: list[tuple[list[DictRow], bool]],
+        reads: Reads,
     ) -> DbOp[None]:
         keys = {(".".join(op.namespace), op.key) for op in gets.values()}
         stmt = q.GET_ITEMS + sql.SQL(" WHERE ") + q.LIVE if self.cfg.omit_expired else q.GET_ITEMS
@@ -521,7 +335,7 @@ class StoreCore:
         conds = [match_condition(c) for c in op.match_conditions or ()]
         if self.cfg.omit_expired:
             conds.append((q.LIVE, []))
-        where, params = _and(*conds)
+        where, params = and_(*conds)
         after = None
         if isinstance(op, PgListOp) and op.extras.cursor is not None:
             after = decode_cursor(op.extras.cursor, "ns")["a"]
@@ -537,241 +351,6 @@ class StoreCore:
             else None
         )
         return Page((tuple(n.split(".")) for n in names), nxt)
-
-    # ---- search --------------------------------------------------------------------------
-
-    def _search_op(
-        self,
-        op: SearchOp,
-        plan: SearchPlan,
-        qv: np.ndarray | None,
-        reads: list[tuple[list[DictRow], bool]],
-    ) -> DbOp[Page[MemorySearchItem]]:
-        if plan.mode is None:
-            return (yield from self._listing_op(op, plan, reads))
-        cfg = self.cfg
-        cur = plan.cursor or {}
-        seen = int(cur.get("n", op.offset))
-        want = seen + op.limit
-        pool = want * (4 if cfg.ranking.active else 1)
-        if plan.mode == "hybrid":
-            pool = max(pool, 2 * want)
-        terms: tuple[str, list[str]] | None = None
-        if plan.mode in ("keyword", "hybrid"):
-            terms = keyword_terms(cast(str, op.query))
-        found: list[Candidate] = []
-        if pool and (qv is not None or (terms is not None and terms[1])):
-            rows = yield from self._hits(plan, qv, pool, terms)
-            for r in rows:
-                sim = None if r["dist"] is None else similarity(float(r["dist"]), cfg.distance)
-                cov = r.get("kw_cov")
-                rel = relevance(plan.mode, sim, cov, cfg.ranking.keyword_weight)
-                if rel is None or (plan.mode == "keyword" and not cov):
-                    continue  # no vector (index=False), or no query term
-                tiebreak = float(r["kw_rank"]) if plan.mode == "keyword" else 0.0
-                found.append(Candidate(r, rel, tiebreak))
-        cands = [c for c in found if plan.min_score is None or c.relevance >= plan.min_score]
-        now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
-        ordered = rank(cands, cfg.ranking, now)
-        if plan.cursor is not None:
-            after = (-cur["s"], -cur["r"], cur["p"], cur["k"])
-            ordered = [c for c in ordered if c.sort_key > after]
-        else:
-            ordered = ordered[op.offset :]
-        page = ordered[: op.limit]
-        reads.append(([cast(DictRow, c.row) for c in page], bool(op.refresh_ttl)))
-        nxt = None
-        if op.limit and len(page) == op.limit:
-            last = page[-1]
-            nxt = encode_cursor(
-                {
-                    "f": plan.fp,
-                    "s": last.score,
-                    "r": last.tiebreak,
-                    "p": last.row["prefix"],
-                    "k": last.row["key"],
-                    "n": seen + op.limit,
-                    "t": now.timestamp(),
-                }
-            )
-        return Page((to_search_item(c.row, c.score, c.relevance) for c in page), nxt)
-
-    def _listing_op(
-        self, op: SearchOp, plan: SearchPlan, reads: list[tuple[list[DictRow], bool]]
-    ) -> DbOp[Page[MemorySearchItem]]:
-        """No usable query: newest first, like LangGraph's stores; keyset on (updated_at,
-        namespace, key) when paging by cursor."""
-        where, params = plan.where
-        if plan.cursor is not None:
-            c = plan.cursor
-            where, params = _and(
-                (where, params),
-                (
-                    sql.SQL(
-                        "(i.updated_at < %s::timestamptz OR (i.updated_at = %s::timestamptz"
-                        " AND (i.prefix, i.key) > (%s, %s)))"
-                    ),
-                    [c["u"], c["u"], c["p"], c["k"]],
-                ),
-            )
-        rows = yield Query(q.list_items(where), [*params, op.limit, op.offset])
-        reads.append((rows, bool(op.refresh_ttl)))
-        nxt = None
-        if op.limit and len(rows) == op.limit:
-            last = rows[-1]
-            nxt = encode_cursor(
-                {
-                    "f": plan.fp,
-                    "u": last["updated_at"].isoformat(),
-                    "p": last["prefix"],
-                    "k": last["key"],
-                }
-            )
-        return Page((to_search_item(r) for r in rows), nxt)
-
-    def _hits(
-        self,
-        plan: SearchPlan,
-        qv: np.ndarray | None,
-        k: int,
-        terms: tuple[str, list[str]] | None,
-    ) -> DbOp[list[DictRow]]:
-        """The candidates of a search with a query, in one statement (see
-        :func:`.sql.search_statement`). The vector side walks the HNSW index with iterative
-        scans (filters can't starve it); if a very selective filter still leaves it fewer
-        than ``k`` items, the statement runs again ranking every match exactly."""
-        where, params = plan.where
-        vector = qv is not None and plan.mode in ("vector", "hybrid")
-        keyword = terms is not None and bool(terms[1])
-        bm25 = self.cfg.bm25_index if keyword and self.has_bm25 else None
-        args: list[Any] = []
-        if keyword:
-            assert terms is not None
-            args += [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]
-        if vector:
-            assert self.vec is not None and qv is not None
-            vt = Vec(qv)
-            # any field of an item may come up; a half-precision order is re-ranked
-            fan = max(len(self.cfg.fields), 1) * (2 if self.cfg.vector_type == "halfvec" else 1)
-            args += [vt, *params, vt, k * fan, k]
-            yield Query(q.set_iterative(max(self.cfg.ef_search, k * fan), knobs=plan.filtered))
-        if keyword:
-            assert terms is not None
-            text = " ".join(terms[1])
-            args += [text, *params, text, k] if bm25 else [*params, k]
-        if vector and keyword:
-            args.append(vt)
-        stmt = q.search_statement(self.vec, where, vector=vector, keyword=keyword, bm25_index=bm25)
-        rows = yield Query(stmt, args)
-        if vector and plan.filtered:
-            yield Query(q.RESET_KNOBS)
-        if vector and params and sum(r["by_vector"] for r in rows) < k:
-            stmt = q.search_statement(
-                self.vec, where, vector=True, keyword=keyword, exact=True, bm25_index=bm25
-            )
-            rows = yield Query(stmt, args)
-        return rows
-
-    # ---- writes --------------------------------------------------------------------------
-
-    def _put_op(self, plan: Plan, vectors: np.ndarray, results: list[Any]) -> DbOp[None]:
-        latest: dict[tuple[str, str], int] = {}  # last write per item wins, as upstream
-        for n, put in plan.puts.items():
-            latest[(put.prefix, put.key)] = n
-        vec_of: dict[int, list[tuple[str, np.ndarray]]] = {}
-        for (n, fname), v in zip(plan.doc_slots, vectors, strict=True):
-            vec_of.setdefault(n, []).append((fname, v))
-        deletes = sorted(k for k, n in latest.items() if plan.puts[n].encoded is None)
-        upserts = sorted((k, n) for k, n in latest.items() if plan.puts[n].encoded is not None)
-        outcome: dict[int, PutResult] = {}
-        if deletes:
-            yield Query(q.DELETE_ITEMS, ([k[0] for k in deletes], [k[1] for k in deletes]))
-            for k in deletes:
-                outcome[latest[k]] = PutResult("deleted", k[1])
-        if upserts and self.cfg.dedup is not None:
-            dups = yield from self._dedup_op(
-                [plan.puts[n] for _, n in upserts], [n for _, n in upserts], vec_of
-            )
-            for n, res in dups.items():
-                outcome[n] = res
-            upserts = [(k, n) for k, n in upserts if n not in dups]
-        if upserts:
-            puts = [plan.puts[n] for _, n in upserts]
-            rows = yield Query(
-                q.UPSERT_ITEMS,
-                (
-                    self.cfg.ts_config,
-                    [p.prefix for p in puts],
-                    [p.key for p in puts],
-                    [p.encoded for p in puts],
-                    [p.ttl for p in puts],
-                    [p.source for p in puts],
-                    [p.importance for p in puts],
-                    [p.text for p in puts],
-                    [p.owner for p in puts],
-                ),
-            )
-            inserted = {(r["prefix"], r["key"]) for r in rows if r["inserted"]}
-            updated = [p for p in puts if (p.prefix, p.key) not in inserted]
-            if updated and self.has_vector:
-                yield Query(
-                    q.DELETE_VECTORS, ([p.prefix for p in updated], [p.key for p in updated])
-                )
-            many = [
-                (
-                    plan.puts[n].prefix,
-                    plan.puts[n].key,
-                    fname,
-                    self.cfg.dims,
-                    Vec(v),
-                    plan.puts[n].owner,
-                )
-                for _, n in upserts
-                for fname, v in vec_of.get(n, [])
-            ]
-            if many:
-                yield Query(q.INSERT_VECTOR, many=many)
-            for (k, n), p in zip(upserts, puts, strict=True):
-                outcome[n] = PutResult("inserted" if k in inserted else "updated", p.key)
-        for m, put in plan.puts.items():
-            results[m] = outcome[latest[(put.prefix, put.key)]]
-
-    def _dedup_op(
-        self,
-        puts: list[PutPlan],
-        order: list[int],
-        vec_of: dict[int, list[tuple[str, np.ndarray]]],
-    ) -> DbOp[dict[int, PutResult]]:
-        """Skip or merge the puts of new keys that duplicate a live item."""
-        dedup = self.cfg.dedup
-        assert dedup is not None
-        use_vec = self.vec if self.has_vector else None
-        embeddings = [
-            vec_text(vec_of[n][0][1]) if use_vec is not None and vec_of.get(n) else None
-            for n in order
-        ]
-        rows = yield Query(
-            q.find_duplicates(use_vec),
-            {
-                "ord": order,
-                "prefix": [p.prefix for p in puts],
-                "key": [p.key for p in puts],
-                "source": [p.source for p in puts],
-                "embedding": embeddings,
-                "threshold": dedup.threshold,
-            },
-        )
-        by_ord = {n: p for n, p in zip(order, puts, strict=True)}
-        out: dict[int, PutResult] = {}
-        for r in rows:
-            n, dup = r["ord"], r["dup_key"]
-            put = by_ord[n]
-            if dedup.action == "merge":
-                yield Query(q.MERGE_DUPLICATE, (put.encoded, put.importance, put.prefix, dup))
-                out[n] = PutResult("merged", put.key, dup)
-            else:
-                out[n] = PutResult("skipped", put.key, dup)
-        return out
 
     # ---- maintenance ---------------------------------------------------------------------
 
@@ -814,11 +393,3 @@ def _strings(value: Any) -> Iterable[str]:
     elif isinstance(value, list | tuple):
         for v in value:
             yield from _strings(v)
-
-
-def _and(*clauses: tuple[sql.Composable, list[Any]] | None) -> tuple[sql.Composable, list[Any]]:
-    parts = [c for c in clauses if c is not None]
-    return (
-        sql.SQL(" AND ").join(p[0] for p in parts),
-        [x for p in parts for x in p[1]],
-    )

@@ -17,7 +17,14 @@ from psycopg import sql
 from ..errors import InvalidInput
 from .validate import dumps, validate_namespace
 
-__all__ = ["OPERATORS", "compile_filter", "match_condition", "namespace_condition", "prefix_like"]
+__all__ = [
+    "OPERATORS",
+    "and_",
+    "compile_filter",
+    "match_condition",
+    "namespace_condition",
+    "prefix_like",
+]
 
 OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"})
 _ORDER = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -133,3 +140,9 @@ def match_condition(cond: MatchCondition) -> Clause:
     body = r"\.".join(_label_regex(lbl) for lbl in labels)
     pattern = "^" + body + r"(\.|$)" if match_type == "prefix" else r"(^|\.)" + body + "$"
     return sql.SQL("i.prefix ~ %s"), [pattern]
+
+
+def and_(*clauses: Clause | None) -> Clause:
+    """The conjunction of the given clauses (None ones skipped)."""
+    parts = [c for c in clauses if c is not None]
+    return sql.SQL(" AND ").join(p[0] for p in parts), [x for p in parts for x in p[1]]

@@ -21,8 +21,9 @@ from .._ops import Conn, run
 from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
 from .base import ListArgs, MemoryStoreBase, SearchArgs
 from .config import StoreOptions
-from .core import SWEEP_CHUNK, IndexArg, TTLArg, delete_op, get_op, put_op
+from .core import SWEEP_CHUNK
 from .items import MemoryItem, MemorySearchItem, Page, PutResult
+from .ops import IndexArg, TTLArg, delete_op, get_op, put_op
 
 __all__ = ["PgMemoryStore"]
 
