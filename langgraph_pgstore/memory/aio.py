@@ -12,21 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, Unpack, cast
 
-from langgraph.store.base import NOT_PROVIDED, GetOp, Op, PutOp, Result
+from langgraph.store.base import GetOp, Op, PutOp, Result
 
 from .. import tenancy
 from .._ops import AConn, arun
 from ..errors import ConfigurationError, InvalidInput
-from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
-from .base import ListArgs, MemoryStoreBase, SearchArgs
+from .background import IDLE_EXIT, aattempt, access_flush_op
+from .base import ListArgs, MemoryStoreBase, PutArgs, SearchArgs
 from .config import StoreOptions
 from .core import SWEEP_CHUNK
 from .items import MemoryItem, MemorySearchItem, Page, PutResult
-from .ops import IndexArg, PgPutOp, TTLArg, delete_op, get_op, put_op
+from .ops import NS, IndexArg, PgPutOp, Value, delete_op, get_op
 
 __all__ = ["AsyncPgMemoryStore"]
 
@@ -86,19 +86,12 @@ class AsyncPgMemoryStore(MemoryStoreBase):
     async def _abatch(self, ops: Iterable[Op]) -> list[Any]:
         if self.core.has_vector is None or self._loop is None:
             await self.asetup()
-        ops = list(ops)
-        tenant = tenancy.tenant_for(self.conn)
-        plan = self.core.plan(ops, owner=self._owner(ops), tenant=tenant)
+        plan = self._plan(ops)
         emb = self.cfg.embeddings
-        docs: Any = []
-        queries: list[Any] = []
-        if emb is not None:
-            docs = await emb.aembed_documents(plan.docs) if plan.docs else []
-            queries = list(await asyncio.gather(*(emb.aembed_query(t) for t in plan.queries)))
-        vectors = self.core.vectors(plan, docs, queries)
-        return await arun(
-            self.conn, self.core.batch_op(plan, *vectors), transaction=plan.transaction
-        )
+        docs = await emb.aembed_documents(plan.docs) if emb and plan.docs else []
+        queries = await asyncio.gather(*(emb.aembed_query(t) for t in plan.queries)) if emb else []
+        op = self.core.batch_op(plan, *self.core.vectors(plan, docs, list(queries)))
+        return await arun(self.conn, op, transaction=plan.transaction)
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         """Queue ``op`` for the next batch. What depends on the caller is settled now, in the
@@ -175,16 +168,13 @@ class AsyncPgMemoryStore(MemoryStoreBase):
         )
 
     async def aput(  # type: ignore[override]  # returns what happened instead of None
-        self,
-        namespace: tuple[str, ...],
-        key: str,
-        value: Mapping[str, Any],
-        index: IndexArg = None,
-        *,
-        ttl: TTLArg = NOT_PROVIDED,
+        self, namespace: NS, key: str, value: Value, index: IndexArg = None, **kw: Unpack[PutArgs]
     ) -> PutResult:
         """LangGraph's ``aput``; returns a :class:`PutResult`."""
-        return cast(PutResult, await self._submit(put_op(namespace, key, value, index, ttl)))
+        return cast(
+            PutResult,
+            await self._submit(self._put(namespace, key, value, index, kw)),
+        )
 
     async def adelete(self, namespace: tuple[str, ...], key: str) -> None:
         await self._submit(delete_op(namespace, key))
@@ -206,15 +196,9 @@ class AsyncPgMemoryStore(MemoryStoreBase):
         return self._sync("search", lambda: self.asearch(namespace_prefix, **kwargs))
 
     def put(  # type: ignore[override]
-        self,
-        namespace: tuple[str, ...],
-        key: str,
-        value: Mapping[str, Any],
-        index: IndexArg = None,
-        *,
-        ttl: TTLArg = NOT_PROVIDED,
+        self, namespace: NS, key: str, value: Value, index: IndexArg = None, **kw: Unpack[PutArgs]
     ) -> PutResult:
-        return self._sync("put", lambda: self.aput(namespace, key, value, index, ttl=ttl))
+        return self._sync("put", lambda: self.aput(namespace, key, value, index, **kw))
 
     def delete(self, namespace: tuple[str, ...], key: str) -> None:
         self._sync("delete", lambda: self.adelete(namespace, key))
@@ -276,13 +260,7 @@ class AsyncPgMemoryStore(MemoryStoreBase):
             delay = every
             try:
                 while not await _wait(self._sweep_stop, delay):
-                    try:
-                        await self.asweep_ttl()
-                    except Exception as exc:  # logged and counted: the sweeper carries on
-                        delay = min(live.failed(exc), every)
-                    else:
-                        live.ok()
-                        delay = every
+                    delay = live.outcome(await aattempt(self.asweep_ttl), every)
             finally:
                 live.running = False
 
@@ -350,19 +328,11 @@ class AsyncPgMemoryStore(MemoryStoreBase):
             while True:
                 await _wait(self._wake, IDLE_EXIT)
                 self._wake.clear()
-                pause = FLUSH_INTERVAL  # let reads of the same items pile up
                 async with self._flushing:
-                    taken = access.take()
-                    if taken:
-                        try:
-                            kept = await arun(self.conn, access_flush_op(taken))
-                        except Exception as exc:  # logged and counted: notes are kept
-                            access.settle(taken, None)
-                            pause = live.failed(exc)
-                        else:
-                            access.settle(taken, kept)
-                            live.ok()
-                if taken:
+                    if taken := access.take():
+                        result = await aattempt(lambda: arun(self.conn, access_flush_op(taken)))
+                        pause = access.after_flush(taken, result)
+                if taken:  # let reads of the same items pile up (or back off)
                     await asyncio.sleep(pause)
                     self._wake.set()
                     continue

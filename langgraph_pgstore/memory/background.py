@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .._ops import Op as DbOp
 from .._ops import Query
 from ..tenancy import SET_TENANT_SQL
 from .sql import ACCESS_FLUSH, ASYNC_COMMIT, EXISTING
 
-__all__ = ["AccessLog", "Liveness", "access_flush_op"]
+__all__ = ["AccessLog", "Liveness", "aattempt", "access_flush_op", "attempt"]
 
 log = logging.getLogger("langgraph_pgstore.memory")
+T = TypeVar("T")
 
 #: Seconds a background writer stays alive with nothing to do (it restarts on demand).
 IDLE_EXIT = 2.0
@@ -60,6 +61,14 @@ class Liveness:
         log.warning("memory store %s failed (%s); retrying in %.1fs", self.name, exc, delay)
         return delay
 
+    def outcome(self, result: object, every: float) -> float:
+        """Record how a job's run went (its result, or the exception it raised); the seconds
+        until the next run: ``every``, or sooner, with backoff, after a failure."""
+        if isinstance(result, Exception):
+            return min(self.failed(result), every)
+        self.ok()
+        return every
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "running": self.running,
@@ -70,6 +79,23 @@ class Liveness:
             "consecutive_failures": self.consecutive_failures,
             "errors": self.errors,
         }
+
+
+def attempt(job: Callable[[], T]) -> T | Exception:
+    """Run a background job: its result, or its error (logged and retried; the job never
+    dies of it)."""
+    try:
+        return job()
+    except Exception as exc:
+        return exc
+
+
+async def aattempt(job: Callable[[], Awaitable[T]]) -> T | Exception:
+    """:func:`attempt` for a coroutine function."""
+    try:
+        return await job()
+    except Exception as exc:
+        return exc
 
 
 @dataclass(slots=True)
@@ -154,6 +180,12 @@ class AccessLog:
                     mine.count += note.count
                     mine.refresh = mine.refresh or note.refresh
                     mine.seen_at = max(mine.seen_at, note.seen_at)
+
+    def after_flush(self, taken: dict[Key, _Note], result: set[Key] | Exception) -> float:
+        """Settle a background flush (its notes to retry, or the error that kept them all);
+        the pause before the next flush."""
+        self.settle(taken, None if isinstance(result, Exception) else result)
+        return self.liveness.outcome(result, FLUSH_INTERVAL)
 
     def abandon(self, exc: BaseException) -> None:
         """The store closes and the notes can't be written: drop them, loudly."""

@@ -5,11 +5,12 @@ background jobs' status.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
+    NOT_PROVIDED,
     BaseStore,
     ListNamespacesOp,
     NamespacePath,
@@ -24,9 +25,9 @@ from .background import Liveness
 from .config import PgIndexConfig, SearchMode, StoreConfig
 from .core import StoreCore
 from .items import PutResult
-from .ops import PgPutOp, list_op, search_op
+from .ops import PgPutOp, Plan, list_op, put_op, search_op
 
-__all__ = ["ListArgs", "MemoryStoreBase", "SearchArgs"]
+__all__ = ["ListArgs", "MemoryStoreBase", "PutArgs", "SearchArgs"]
 
 
 class SearchArgs(TypedDict, total=False):
@@ -51,6 +52,14 @@ class SearchArgs(TypedDict, total=False):
     """``next_cursor`` of the previous page."""
     vector: Sequence[float] | None
     """A precomputed query embedding (``dims`` floats): no embedder call."""
+
+
+class PutArgs(TypedDict, total=False):
+    """Keyword arguments of ``put``/``aput`` beyond LangGraph's positional ones."""
+
+    ttl: float | None
+    """Minutes until the item expires (None: never; default: the TTL config's
+    ``default_ttl``)."""
 
 
 class ListArgs(TypedDict, total=False):
@@ -104,6 +113,10 @@ class MemoryStoreBase(BaseStore):
         )
 
     @staticmethod
+    def _put(namespace: Any, key: Any, value: Any, index: Any, args: PutArgs) -> PutOp:
+        return put_op(namespace, key, value, index, args.get("ttl", NOT_PROVIDED))
+
+    @staticmethod
     def _list(args: ListArgs) -> ListNamespacesOp:
         return list_op(
             args.get("prefix"),
@@ -113,6 +126,11 @@ class MemoryStoreBase(BaseStore):
             args.get("offset", 0),
             args.get("cursor"),
         )
+
+    def _plan(self, ops: Iterable[Op]) -> Plan:
+        """Validate ``ops`` in the caller's context: its tenant, and the owner of its writes."""
+        ops = list(ops)
+        return self.core.plan(ops, owner=self._owner(ops), tenant=tenancy.tenant_for(self.conn))
 
     def _owner(self, ops: Sequence[Op]) -> str | None:
         """Owner of the rows these ops write (``tenancy``): the tenant in effect, else the

@@ -3,7 +3,7 @@ validated, their plans: everything the database step needs, computed before any 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 
@@ -23,6 +23,7 @@ from .config import SearchMode
 from .validate import NamespaceError, validate_namespace
 
 __all__ = [
+    "NS",
     "IndexArg",
     "ListExtras",
     "PgListOp",
@@ -33,6 +34,7 @@ __all__ = [
     "SearchExtras",
     "SearchPlan",
     "TTLArg",
+    "Value",
     "delete_op",
     "extras_of",
     "get_op",
@@ -41,6 +43,8 @@ __all__ = [
     "search_op",
 ]
 
+NS: TypeAlias = tuple[str, ...]  # a namespace
+Value: TypeAlias = "Mapping[str, Any]"
 IndexArg: TypeAlias = Literal[False] | list[str] | None
 TTLArg: TypeAlias = float | NotProvided | None
 

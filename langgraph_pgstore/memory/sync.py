@@ -10,20 +10,18 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Unpack, cast
 
-import numpy as np
-from langgraph.store.base import NOT_PROVIDED, Op, Result
+from langgraph.store.base import Op, Result
 
-from .. import tenancy
 from .._ops import Conn, run
-from .background import FLUSH_INTERVAL, IDLE_EXIT, access_flush_op
-from .base import ListArgs, MemoryStoreBase, SearchArgs
+from .background import IDLE_EXIT, access_flush_op, attempt
+from .base import ListArgs, MemoryStoreBase, PutArgs, SearchArgs
 from .config import StoreOptions
 from .core import SWEEP_CHUNK
 from .items import MemoryItem, MemorySearchItem, Page, PutResult
-from .ops import IndexArg, TTLArg, delete_op, get_op, put_op
+from .ops import NS, IndexArg, Value, delete_op, get_op
 
 __all__ = ["PgMemoryStore"]
 
@@ -64,17 +62,12 @@ class PgMemoryStore(MemoryStoreBase):
     def _batch(self, ops: Iterable[Op]) -> list[Any]:
         if self.core.has_vector is None:
             self.setup()
-        ops = list(ops)
-        tenant = tenancy.tenant_for(self.conn)
-        plan = self.core.plan(ops, owner=self._owner(ops), tenant=tenant)
+        plan = self._plan(ops)
         emb = self.cfg.embeddings
-        docs: Any = []
-        queries: list[Any] = []
-        if emb is not None:
-            docs = emb.embed_documents(plan.docs) if plan.docs else []
-            queries = [emb.embed_query(text) for text in plan.queries]
-        vectors: tuple[np.ndarray, list[np.ndarray]] = self.core.vectors(plan, docs, queries)
-        return run(self.conn, self.core.batch_op(plan, *vectors), transaction=plan.transaction)
+        docs = emb.embed_documents(plan.docs) if emb and plan.docs else []
+        queries = [emb.embed_query(text) for text in plan.queries] if emb else []
+        op = self.core.batch_op(plan, *self.core.vectors(plan, docs, queries))
+        return run(self.conn, op, transaction=plan.transaction)
 
     def _one(self, op: Op) -> Any:
         return self._batch([op])[0]
@@ -95,17 +88,11 @@ class PgMemoryStore(MemoryStoreBase):
         return cast(Page[MemorySearchItem], self._one(self._search(namespace_prefix, kwargs)))
 
     def put(  # type: ignore[override]  # returns what happened instead of None
-        self,
-        namespace: tuple[str, ...],
-        key: str,
-        value: Mapping[str, Any],
-        index: IndexArg = None,
-        *,
-        ttl: TTLArg = NOT_PROVIDED,
+        self, namespace: NS, key: str, value: Value, index: IndexArg = None, **kw: Unpack[PutArgs]
     ) -> PutResult:
         """LangGraph's ``put``; returns a :class:`PutResult` (inserted, updated, skipped or
         merged as a near-duplicate)."""
-        return cast(PutResult, self._one(put_op(namespace, key, value, index, ttl)))
+        return cast(PutResult, self._one(self._put(namespace, key, value, index, kw)))
 
     def delete(self, namespace: tuple[str, ...], key: str) -> None:
         self._one(delete_op(namespace, key))
@@ -147,13 +134,7 @@ class PgMemoryStore(MemoryStoreBase):
             delay = every
             try:
                 while not self._sweep_stop.wait(delay):
-                    try:
-                        self.sweep_ttl()
-                    except Exception as exc:  # logged and counted: the sweeper carries on
-                        delay = min(live.failed(exc), every)
-                    else:
-                        live.ok()
-                        delay = every
+                    delay = live.outcome(attempt(self.sweep_ttl), every)
             finally:
                 live.running = False
                 if not done.done():
@@ -233,19 +214,11 @@ class PgMemoryStore(MemoryStoreBase):
             while not self._closed.is_set():
                 self._wake.wait(IDLE_EXIT)
                 self._wake.clear()
-                pause = FLUSH_INTERVAL  # let reads of the same items pile up
                 with self._flushing:
-                    taken = access.take()
-                    if taken:
-                        try:
-                            kept = run(self.conn, access_flush_op(taken))
-                        except Exception as exc:  # logged and counted: notes are kept
-                            access.settle(taken, None)
-                            pause = live.failed(exc)
-                        else:
-                            access.settle(taken, kept)
-                            live.ok()
-                if taken:
+                    if taken := access.take():
+                        result = attempt(lambda: run(self.conn, access_flush_op(taken)))
+                        pause = access.after_flush(taken, result)
+                if taken:  # let reads of the same items pile up (or back off)
                     self._closed.wait(pause)
                     self._wake.set()
                     continue
