@@ -122,6 +122,9 @@ class StoreCore(Searching, Writing):
                 self.check_read(op)
         if plan.docs:
             self._require_vector("semantic indexing on put")
+        lists = any(isinstance(op, ListNamespacesOp) for op in plan.ops)
+        if plan.searches and not plan.puts and not lists:
+            plan.searches[max(plan.searches)].last = True
         return plan
 
     def check(self, op: Op) -> None:

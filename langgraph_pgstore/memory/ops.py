@@ -177,6 +177,7 @@ class SearchPlan:
     vector: np.ndarray | None = None
     embed_query: bool = False  # the query text needs a vector from the embedder
     filtered: bool = False  # value filters, whose selectivity the planner can't estimate
+    last: bool = False  # the batch's last statement: nothing after it needs the knobs reset
 
 
 @dataclass(slots=True)

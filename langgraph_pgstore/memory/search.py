@@ -146,9 +146,11 @@ class Searching:
             assert self.vec is not None and qv is not None
             vt = Vec(qv)
             # any field of an item may come up; a half-precision order is re-ranked
-            fan = max(len(self.cfg.fields), 1) * (2 if self.cfg.vector_type == "halfvec" else 1)
-            args += [vt, *params, vt, k * fan, k]
-            yield Query(q.set_iterative(max(self.cfg.ef_search, k * fan), knobs=plan.filtered))
+            cand = k * max(len(self.cfg.fields), 1)
+            if self.cfg.vector_type == "halfvec":
+                cand += max(k // 2, 10)
+            args += [vt, *params, vt, cand, k]
+            yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
         if keyword:
             assert terms is not None
             text = " ".join(terms[1])
@@ -157,9 +159,10 @@ class Searching:
             args.append(vt)
         stmt = q.search_statement(self.vec, where, vector=vector, keyword=keyword, bm25_index=bm25)
         rows = yield Query(stmt, args)
-        if vector and plan.filtered:
+        exact = vector and params and sum(r["by_vector"] for r in rows) < k
+        if vector and plan.filtered and (exact or not plan.last):  # else the commit resets
             yield Query(q.RESET_KNOBS)
-        if vector and params and sum(r["by_vector"] for r in rows) < k:
+        if exact:
             stmt = q.search_statement(
                 self.vec, where, vector=True, keyword=keyword, exact=True, bm25_index=bm25
             )
