@@ -25,6 +25,15 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database, InvalidInput, NotFound
 from langgraph_pgstore.telemetry import TelemetryHandler, TelemetryWriter
+from langgraph_pgstore.telemetry.events import (
+    Event,
+    LlmEnd,
+    LlmStart,
+    RunEnd,
+    RunStart,
+    StepEnd,
+    StepStart,
+)
 
 
 class S(TypedDict):
@@ -72,30 +81,16 @@ def test_end_before_start_in_separate_batches(db: Database) -> None:
     try:
         # ends first, each in a batch of its own, then the starts
         writer.enqueue(
-            ("llm_end", cid, rid, "success", None, None, t, None, t + 0.5, "gpt-4o-mini", "openai")
+            LlmEnd(cid, rid, "success", None, None, None, t, None, t + 0.5, "gpt-4o-mini", "openai")
         )
-        writer.enqueue(("step_end", sid, rid, "n", "success", {"x": 1}, None, t + 1))
-        writer.enqueue(("run_end", rid, "success", {"done": True}, None, t + 2))
+        writer.enqueue(StepEnd(sid, rid, "n", "success", {"x": 1}, None, None, t + 1))
+        writer.enqueue(RunEnd(rid, "success", {"done": True}, None, None, t + 2))
         assert writer.flush(10)
-        writer.enqueue(("run_start", rid, "g", "th", {"user_id": "u"}, {"in": 1}, t))
+        writer.enqueue(RunStart(rid, "g", "th", {"user_id": "u"}, {"in": 1}, False, t))
         writer.enqueue(
-            (
-                "step_start",
-                sid,
-                rid,
-                None,
-                "node",
-                "n",
-                1,
-                ("branch:to:n",),
-                "n:abc",
-                "abc",
-                1,
-                None,
-                t,
-            )
+            StepStart(sid, rid, None, "node", "n", 1, ("branch:to:n",), "n:abc", "abc", 1, None, t)
         )
-        writer.enqueue(("llm_start", cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
+        writer.enqueue(LlmStart(cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
         assert writer.flush(10)
     finally:
         writer.close()
@@ -110,21 +105,35 @@ def test_end_before_start_in_separate_batches(db: Database) -> None:
     assert (call["status"], call["step_id"], call["latency_ms"]) == ("success", sid, 500.0)
 
 
-def test_bad_row_is_dropped_not_the_batch(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+def test_rejected_event_is_isolated_and_the_rest_written(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A permanent error (here a CHECK violation, SQLSTATE 23514) splits the batch until the
+    offending event is alone: it is logged with its key and reason and counted; the rest of
+    the batch, and every later batch, is written."""
     writer = TelemetryWriter(db.url, db.settings.connect_kwargs())
     good, bad = uuid.uuid4(), uuid.uuid4()
     t = time.time()
-    writer.enqueue(("run_start", good, "g", None, {}, None, t))
-    writer.enqueue(
-        ("step_start", bad, good, None, "node", "n", 2**40, None, "", None, 1, None, t)
-    )  # step_number overflows int4: the database rejects this row
-    writer.enqueue(("run_end", good, "success", None, None, t))
+    writer.enqueue(RunStart(good, "g", None, {}, None, False, t))
+    for i in range(50):
+        writer.enqueue(
+            StepStart(uuid.uuid4(), good, None, "node", f"n{i}", i, None, "", None, 1, None, t)
+        )
+    writer.enqueue(RunEnd(bad, "bogus", None, None, None, t))  # not an allowed status
+    writer.enqueue(RunEnd(good, "success", None, None, None, t))
+    assert writer.flush(10)
+    later = uuid.uuid4()
+    writer.enqueue(RunStart(later, "g", None, {}, None, False, t))
     assert writer.flush(10)
     writer.close()
-    assert writer.dropped_rows == 1
-    assert "dropped" in caplog.text
-    assert db.telemetry.get_run(good)["run"]["status"] == "success"
-    assert db.telemetry.get_run(good)["steps"] == []
+    assert writer.rejected_events == 1 and writer.lost_events == 0
+    assert f"RunEnd run={bad}" in caplog.text and "CheckViolation [23514]" in caplog.text
+    d = db.telemetry.get_run(good)
+    assert d["run"]["status"] == "success" and len(d["steps"]) == 50
+    assert {s["status"] for s in d["steps"]} == {"success"}  # orphans closed after the split
+    assert db.telemetry.get_run(later)["run"]["status"] == "running"
+    with pytest.raises(NotFound):
+        db.telemetry.get_run(bad)
 
 
 def _set_connections(server_admin: str, dbname: str, allow: bool) -> None:
@@ -218,7 +227,7 @@ def test_no_leak_over_10000_runs() -> None:
     10,000 real runs is in benchmarks/bench_telemetry.py."""
     events = [0]
 
-    def sink(event: tuple[Any, ...]) -> None:
+    def sink(event: Event) -> None:
         events[0] += 1
 
     handler = TelemetryHandler(sink)

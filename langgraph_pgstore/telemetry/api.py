@@ -13,17 +13,21 @@ nodes run on other threads and event loops).
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.tracers.context import register_configure_hook
 
 from .._ops import arun, run
 from ..config import Settings
+from ..errors import InvalidInput
 from . import queries
+from .events import Capture
 from .handler import TelemetryHandler
 from .queries import GroupBy, RunDetail, RunPage
-from .writer import TelemetryWriter
+from .writer import TelemetryWriter, WriterStatus
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -59,37 +63,93 @@ class _TelemetryBase:
         url: str,
         settings: Settings,
         *,
-        capture_inputs: bool = False,
+        capture: Capture = "metadata",
         max_buffer: int = 100_000,
         batch_size: int = 2_000,
         max_json_chars: int = 4_000,
+        spill_dir: Path | Literal["default"] | None = "default",
     ) -> None:
+        if spill_dir == "default":
+            spill_dir = default_spill_dir(settings)
         self.writer = TelemetryWriter(
             url,
             settings.connect_kwargs(),
             max_buffer=max_buffer,
             batch_size=batch_size,
             max_json_chars=max_json_chars,
+            spill_dir=spill_dir,
         )
-        self.handler = TelemetryHandler(self.writer.enqueue, capture_inputs=capture_inputs)
+        self._handlers: dict[tuple[Capture, Any], TelemetryHandler] = {}
+        self.capture = capture
+        self._exporter: Any = None
+        if spill_dir is not None and any(spill_dir.glob("*.jsonl*")):
+            self.writer.start()  # replay what an earlier process spilled
 
-    def instrument(self, graph: G) -> G:
-        """The same compiled graph with recording attached to every later run."""
-        return graph.with_config(callbacks=[self.handler])  # type: ignore[attr-defined,no-any-return]
+    @property
+    def handler(self) -> TelemetryHandler:
+        """The handler at the default capture level (what ``enable`` attaches)."""
+        return self.handler_for(self.capture)
 
-    def enable(self) -> None:
+    def handler_for(self, capture: Capture, tracer: Any = None) -> TelemetryHandler:
+        """One handler per (capture level, tracer): they share the writer."""
+        key = (capture, tracer)
+        handler = self._handlers.get(key)
+        if handler is None:
+            handler = TelemetryHandler(self.writer.enqueue, capture=capture, export=tracer)
+            self._handlers[key] = handler
+        return handler
+
+    def instrument(
+        self,
+        graph: G,
+        *,
+        capture: Capture | None = None,
+        otel: bool = False,
+        tracer_provider: Any = None,
+    ) -> G:
+        """The same compiled graph with recording attached to every later run.
+
+        ``capture``: how much content is stored (``"none"``, ``"metadata"``, ``"full"``; see
+        ``events.Capture``), default the hub's ``capture``. ``otel=True`` (or a
+        ``tracer_provider``) also exports each run as OpenTelemetry spans (the ``otel`` extra).
+        """
+        tracer = None
+        if otel or tracer_provider is not None:
+            tracer = self._tracer(tracer_provider)
+        handler = self.handler_for(capture or self.capture, tracer)
+        return graph.with_config(callbacks=[handler])  # type: ignore[attr-defined,no-any-return]
+
+    def _tracer(self, tracer_provider: Any) -> Any:
+        from .otel import SpanExporter
+
+        if self._exporter is None:
+            self._exporter = SpanExporter()
+            self.writer.on_item = self._exporter.on_event
+        return self._exporter.tracer(tracer_provider)
+
+    def enable(self, *, capture: Capture | None = None) -> None:
         """Record every LangGraph run in this process (replaces a previous ``enable``)."""
-        enable(self)
+        enable(self, capture=capture)
 
     @property
     def lost_events(self) -> int:
-        """Events dropped because the buffer was full (the database was down or too slow)."""
+        """Events dropped: the buffer was full (the database was down or too slow), or they
+        could be neither written nor spilled at exit."""
         return self.writer.lost_events
+
+    @property
+    def rejected_events(self) -> int:
+        """Events the database refused for their content (each logged with its key and reason)."""
+        return self.writer.rejected_events
 
     @property
     def pending(self) -> int:
         """Events recorded and not yet written."""
         return self.writer.pending
+
+    def status(self) -> WriterStatus:
+        """Liveness and counters of the writer thread (for ``health()``)."""
+        return self.writer.status()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Block until everything recorded so far is written; False on timeout."""
@@ -100,10 +160,23 @@ class _TelemetryBase:
         return await asyncio.to_thread(self.writer.flush, timeout)
 
     def close(self, timeout: float | None = 10.0) -> bool:
-        """Flush and stop the writer (``Database.close`` calls this)."""
-        if _SLOT.handler is self.handler:
+        """Flush and stop the writer (``Database.close`` calls this); what can't be written
+        because the server is down is spilled to a file and replayed by the next start."""
+        if _SLOT.handler is not None and _SLOT.handler in self._handlers.values():
             disable()
         return self.writer.close(timeout)
+
+    async def aclose(self, timeout: float | None = 10.0) -> bool:
+        """``close`` without blocking the event loop."""
+        return await asyncio.to_thread(self.close, timeout)
+
+
+def default_spill_dir(settings: Settings) -> Path:
+    """``PGSTORE_TELEMETRY_SPILL_DIR``, else ``telemetry-spill`` beside the data directory."""
+    env = os.environ.get("PGSTORE_TELEMETRY_SPILL_DIR")
+    if env:
+        return Path(env).expanduser()
+    return settings.data_dir.parent / "telemetry-spill"
 
 
 class Telemetry(_TelemetryBase):
@@ -181,15 +254,13 @@ class AsyncTelemetry(_TelemetryBase):
         )
 
 
-def enable(target: Any) -> None:
+def enable(target: Any, *, capture: Capture | None = None) -> None:
     """Record every LangGraph run in the process into ``target`` (a Database, AsyncDatabase or
     their ``.telemetry``). Only one target at a time; ``disable()`` turns it off."""
     tel = getattr(target, "telemetry", target)
     if not isinstance(tel, _TelemetryBase):
-        from ..errors import InvalidInput
-
         raise InvalidInput(f"enable() needs a Database, AsyncDatabase or Telemetry, not {target!r}")
-    _SLOT.handler = tel.handler
+    _SLOT.handler = tel.handler_for(capture or tel.capture)
 
 
 def disable() -> None:

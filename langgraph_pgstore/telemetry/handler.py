@@ -4,6 +4,9 @@ It is a sync handler with ``run_inline=True`` (the cheapest shape under both ``i
 ``ainvoke``: no executor hop per event). Everything costly (JSON, token parsing, prices) happens
 in the writer thread. Per-root state lives in ``_entries`` keyed by LangChain run id and is
 dropped when the root run ends, including children whose end never arrived (cancellation).
+
+The capture level (``events.Capture``) is applied here, so content the level forbids never
+leaves the graph's thread: not even the writer's buffer holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,22 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
+from langgraph.types import Command
+
+from ..errors import InvalidInput
+from .events import (
+    CAPTURE_LEVELS,
+    Capture,
+    Event,
+    LlmEnd,
+    LlmStart,
+    RunEnd,
+    RunStart,
+    StepEnd,
+    StepStart,
+)
+from .otel import current_context
 
 __all__ = ["TelemetryHandler", "status_of"]
 
@@ -22,13 +41,11 @@ ROOT, STEP, CHAIN, LLM, TOOL = 0, 1, 2, 3, 4
 _STEP_TAG = "graph:step:"
 _HIDDEN = "langsmith:hidden"
 
-Enqueue = Callable[[tuple[Any, ...]], None]
+Enqueue = Callable[[Event], None]
 
 
 def status_of(error: BaseException) -> str:
     """Terminal status for an error: interrupts and cancellations are not failures."""
-    from langgraph.errors import GraphBubbleUp, GraphInterrupt
-
     if isinstance(error, GraphInterrupt):
         return "interrupted"
     if isinstance(error, GraphBubbleUp):  # ParentCommand: control flow, not a failure
@@ -83,15 +100,22 @@ class TelemetryHandler(BaseCallbackHandler):
     """Turns callback events into writer events; never blocks and never raises into the graph.
 
     Only LangGraph roots (``ls_integration='langgraph'`` metadata) start a recorded run, so a
-    process-wide handler ignores plain LCEL chains and standalone model calls.
+    process-wide handler ignores plain LCEL chains and standalone model calls. ``export`` is
+    an OpenTelemetry tracer: runs seen by this handler are also exported as spans.
     """
 
     run_inline = True
     raise_error = False
 
-    def __init__(self, enqueue: Enqueue, *, capture_inputs: bool = False) -> None:
+    def __init__(
+        self, enqueue: Enqueue, *, capture: Capture = "metadata", export: Any = None
+    ) -> None:
+        if capture not in CAPTURE_LEVELS:
+            raise InvalidInput(f"capture must be one of {CAPTURE_LEVELS}, not {capture!r}")
         self._enqueue = enqueue
-        self.capture_inputs = capture_inputs
+        self.capture: Capture = capture
+        self.content = capture == "full"
+        self.export = export
         self._entries: dict[UUID, _Entry] = {}
         self._roots: dict[UUID, _Root] = {}
 
@@ -105,6 +129,13 @@ class TelemetryHandler(BaseCallbackHandler):
     def open_entries(self) -> int:
         """Chain/LLM/tool runs still tracked."""
         return len(self._entries)
+
+    def _error(self, error: BaseException) -> tuple[str, str | None]:
+        """(type, message); the message only when content is captured: exception messages
+        routinely quote the input (validation errors) or the model's answer (parsers)."""
+        if not self.content:
+            return type(error).__name__, None
+        return type(error).__name__, str(error) or repr(error)
 
     # --- chains: roots and node steps ----------------------------------------------------
     def on_chain_start(
@@ -120,14 +151,24 @@ class TelemetryHandler(BaseCallbackHandler):
     ) -> None:
         md = metadata or {}
         if parent_run_id is None:
-            if md.get("ls_integration") != "langgraph":
+            if md.get("ls_integration") != "langgraph" or self.capture == "none":
                 return
             thread_id = md.get("thread_id")
             root = _Root(run_id, None if thread_id is None else str(thread_id))
             self._roots[run_id] = root
             self._entries[run_id] = _Entry(root, None, ROOT)
-            name = kwargs.get("name") or (serialized or {}).get("name")
-            self._enqueue(("run_start", run_id, name, root.thread_id, md, inputs, time.time()))
+            self._enqueue(
+                RunStart(
+                    run_id,
+                    kwargs.get("name") or (serialized or {}).get("name"),
+                    root.thread_id,
+                    md,
+                    inputs if self.content else None,
+                    isinstance(inputs, Command) and inputs.resume is not None,
+                    time.time(),
+                    None if self.export is None else (self.export, current_context()),
+                )
+            )
             return
         parent = self._entries.get(parent_run_id)
         if parent is None:
@@ -143,8 +184,7 @@ class TelemetryHandler(BaseCallbackHandler):
         root.attempts[ns] = attempt
         self._entries[run_id] = _Entry(root, run_id, STEP, name)
         self._enqueue(
-            (
-                "step_start",
+            StepStart(
                 run_id,
                 root.run_id,
                 parent.step_id,
@@ -155,7 +195,7 @@ class TelemetryHandler(BaseCallbackHandler):
                 ns,
                 _task_id(ns),
                 attempt,
-                inputs if self.capture_inputs else None,
+                inputs if self.content else None,
                 time.time(),
             )
         )
@@ -166,13 +206,13 @@ class TelemetryHandler(BaseCallbackHandler):
             return
         if entry.kind == STEP:
             self._enqueue(
-                (
-                    "step_end",
+                StepEnd(
                     run_id,
                     entry.root.run_id,
                     entry.name,
                     "success",
-                    outputs,
+                    outputs if self.content else None,
+                    None,
                     None,
                     time.time(),
                 )
@@ -193,16 +233,12 @@ class TelemetryHandler(BaseCallbackHandler):
         if status == "interrupted":
             entry.root.interrupted = True
         if entry.kind == STEP:
+            etype, emsg = self._error(error)
+            # an interrupt's payload (the question asked of the user) is the step's output
+            outputs = (error.args or None) if status == "interrupted" and self.content else None
             self._enqueue(
-                (
-                    "step_end",
-                    run_id,
-                    entry.root.run_id,
-                    entry.name,
-                    status,
-                    None,
-                    error,
-                    time.time(),
+                StepEnd(
+                    run_id, entry.root.run_id, entry.name, status, outputs, etype, emsg, time.time()
                 )
             )
         elif entry.kind == ROOT:
@@ -214,7 +250,17 @@ class TelemetryHandler(BaseCallbackHandler):
     def _end_root(
         self, root: _Root, status: str, outputs: Any, error: BaseException | None
     ) -> None:
-        self._enqueue(("run_end", root.run_id, status, outputs, error, time.time()))
+        etype, emsg = (None, None) if error is None else self._error(error)
+        self._enqueue(
+            RunEnd(
+                root.run_id,
+                status,
+                outputs if self.content else None,
+                etype,
+                emsg,
+                time.time(),
+            )
+        )
         entries = self._entries
         for child in root.children:
             entries.pop(child, None)
@@ -240,20 +286,12 @@ class TelemetryHandler(BaseCallbackHandler):
             params = kwargs.get("invocation_params") or {}
             model = params.get("model") or params.get("model_name")
         entry = _Entry(root, parent.step_id, LLM, model)
-        entry.provider = md.get("ls_provider")
-        entry.started = time.time()
+        entry.provider = provider = md.get("ls_provider")
+        entry.started = now = time.time()
         self._entries[run_id] = entry
         self._enqueue(
-            (
-                "llm_start",
-                run_id,
-                root.run_id,
-                parent.step_id,
-                root.thread_id,
-                operation,
-                md.get("ls_provider"),
-                model,
-                entry.started,
+            LlmStart(
+                run_id, root.run_id, parent.step_id, root.thread_id, operation, provider, model, now
             )
         )
 
@@ -292,12 +330,12 @@ class TelemetryHandler(BaseCallbackHandler):
         entry = self._entries.pop(run_id, None)
         if entry is not None:
             self._enqueue(
-                (
-                    "llm_end",
+                LlmEnd(
                     run_id,
                     entry.root.run_id,
                     "success",
                     response,
+                    None,
                     None,
                     entry.started,
                     entry.first_token,
@@ -310,14 +348,15 @@ class TelemetryHandler(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         entry = self._entries.pop(run_id, None)
         if entry is not None:
+            etype, emsg = self._error(error)
             self._enqueue(
-                (
-                    "llm_end",
+                LlmEnd(
                     run_id,
                     entry.root.run_id,
                     status_of(error),
                     None,
-                    error,
+                    etype,
+                    emsg,
                     entry.started,
                     entry.first_token,
                     time.time(),
@@ -347,10 +386,8 @@ class TelemetryHandler(BaseCallbackHandler):
         md = metadata or {}
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self._entries[run_id] = _Entry(root, run_id, TOOL, name)
-        ns = md.get("langgraph_checkpoint_ns") or ""
         self._enqueue(
-            (
-                "step_start",
+            StepStart(
                 run_id,
                 root.run_id,
                 parent.step_id,
@@ -358,10 +395,10 @@ class TelemetryHandler(BaseCallbackHandler):
                 name,
                 md.get("langgraph_step"),
                 None,
-                ns,
+                md.get("langgraph_checkpoint_ns") or "",
                 kwargs.get("tool_call_id"),
                 1,
-                (inputs if inputs is not None else input_str) if self.capture_inputs else None,
+                (inputs if inputs is not None else input_str) if self.content else None,
                 time.time(),
             )
         )
@@ -377,15 +414,16 @@ class TelemetryHandler(BaseCallbackHandler):
     ) -> None:
         entry = self._entries.pop(run_id, None)
         if entry is not None:
+            etype, emsg = (None, None) if error is None else self._error(error)
             self._enqueue(
-                (
-                    "step_end",
+                StepEnd(
                     run_id,
                     entry.root.run_id,
                     entry.name,
                     status,
-                    output,
-                    error,
+                    output if self.content else None,
+                    etype,
+                    emsg,
                     time.time(),
                 )
             )
