@@ -35,6 +35,7 @@ __all__ = [
     "Rows",
     "cap_key",
     "fold",
+    "merge",
     "parse_llm_result",
     "run_metadata",
     "summarize",
@@ -282,7 +283,7 @@ class Rows:
         return len(self.runs) + len(self.steps) + len(self.calls)
 
 
-def _merge(
+def merge(
     table: dict[UUID, dict[str, Any]], cols: tuple[str, ...], rid: UUID, values: dict[str, Any]
 ) -> dict[str, Any]:
     row = table.get(rid)
@@ -298,7 +299,7 @@ def _merge(
 
 def _run_start(rows: Rows, ev: RunStart, jmax: int) -> None:
     md = ev.metadata
-    _merge(
+    merge(
         rows.runs,
         RUN_COLS,
         ev.run_id,
@@ -317,7 +318,7 @@ def _run_start(rows: Rows, ev: RunStart, jmax: int) -> None:
 
 
 def _run_end(rows: Rows, ev: RunEnd, jmax: int) -> None:
-    _merge(
+    merge(
         rows.runs,
         RUN_COLS,
         ev.run_id,
@@ -333,7 +334,7 @@ def _run_end(rows: Rows, ev: RunEnd, jmax: int) -> None:
 
 
 def _step_start(rows: Rows, ev: StepStart, jmax: int) -> None:
-    _merge(
+    merge(
         rows.steps,
         STEP_COLS,
         ev.step_id,
@@ -355,7 +356,7 @@ def _step_start(rows: Rows, ev: StepStart, jmax: int) -> None:
 
 
 def _step_end(rows: Rows, ev: StepEnd, jmax: int) -> None:
-    _merge(
+    merge(
         rows.steps,
         STEP_COLS,
         ev.step_id,
@@ -372,7 +373,7 @@ def _step_end(rows: Rows, ev: StepEnd, jmax: int) -> None:
 
 
 def _llm_start(rows: Rows, ev: LlmStart, jmax: int) -> None:
-    _merge(
+    merge(
         rows.calls,
         LLM_COLS,
         ev.call_id,
@@ -406,7 +407,7 @@ def _llm_end(rows: Rows, ev: LlmEnd, jmax: int) -> None:
             "provider_name": cap_key(ev.provider),
         }
     )
-    row = _merge(rows.calls, LLM_COLS, ev.call_id, values)
+    row = merge(rows.calls, LLM_COLS, ev.call_id, values)
     row["cost_usd"] = (
         cost_usd(
             row["request_model"] or row["response_model"],

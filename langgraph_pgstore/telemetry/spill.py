@@ -28,11 +28,13 @@ from uuid import UUID
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
-from .rows import Rows
+from .records import LLM_COLS, RUN_COLS, STEP_COLS
+from .rows import Rows, merge
 
 __all__ = ["SpilledRow", "claim", "database_key", "fold_spilled", "read", "write"]
 
 _TABLES = ("runs", "steps", "calls", "ended")
+_COLS = {"runs": RUN_COLS, "steps": STEP_COLS, "calls": LLM_COLS}
 
 
 class SpilledRow(NamedTuple):
@@ -164,9 +166,5 @@ def fold_spilled(rows: Rows, item: SpilledRow) -> None:
     if item.table == "ended":
         rows.ended.append(item.row)
         return
-    table = getattr(rows, item.table)
-    current = table.get(item.row["id"])
-    if current is None:
-        table[item.row["id"]] = dict(item.row)
-    else:
-        current.update({k: v for k, v in item.row.items() if v is not None})
+    cols = _COLS[item.table]
+    merge(getattr(rows, item.table), cols, item.row["id"], {c: item.row.get(c) for c in cols})

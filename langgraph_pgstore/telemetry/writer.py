@@ -466,6 +466,7 @@ class TelemetryWriter:
             for start in range(0, len(items), self.batch_size):
                 self._commit(items[start : start + self.batch_size])  # transient: retried
             path.unlink(missing_ok=True)
-            self.replayed_rows += len(items)
-            log.warning("telemetry: replayed %d spilled rows from %s", len(items), path.name)
+            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table != "ended")
+            self.replayed_rows += n
+            log.warning("telemetry: replayed %d spilled rows from %s", n, path.name)
         self._replayed = True
