@@ -17,17 +17,21 @@ async classes stay one-line wrappers and nothing but the ``await`` is written tw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-import psycopg
 from psycopg import AsyncConnection, Connection, sql
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from .errors import DatabaseUnavailable, InvalidInput, MigrationError, PgStoreError
+from .errors import PgStoreError, translate_error
 
 __all__ = [
     "AConn",
@@ -36,10 +40,15 @@ __all__ = [
     "Query",
     "aconnection",
     "arun",
+    "arun_idempotent",
     "connection",
+    "retry_pause",
     "run",
+    "run_idempotent",
     "translate_error",
 ]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
@@ -57,24 +66,6 @@ class Query:
 
 
 Op: TypeAlias = Generator[Query, list[DictRow], T]
-
-
-def translate_error(exc: BaseException) -> PgStoreError | None:
-    """Map a driver error onto our hierarchy (None when it isn't one we translate)."""
-    if isinstance(exc, PgStoreError):
-        return exc
-    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
-        return DatabaseUnavailable(f"database unavailable: {exc}")
-    if isinstance(exc, psycopg.errors.UndefinedTable):
-        return MigrationError(
-            f"{exc.diag.message_primary}: the schema is not migrated; run "
-            "`langgraph-pgstore migrate` (or `db.migrate()`)"
-        )
-    if isinstance(exc, psycopg.DataError | UnicodeEncodeError):
-        return InvalidInput(f"rejected by the database: {exc}")
-    if isinstance(exc, psycopg.errors.IntegrityError):
-        return InvalidInput(f"constraint violated: {exc.diag.message_primary or exc}")
-    return None
 
 
 def _reraise(exc: BaseException) -> None:
@@ -165,3 +156,40 @@ def _null() -> Iterator[None]:
 @asynccontextmanager
 async def _anull() -> AsyncIterator[None]:
     yield
+
+
+#: Pauses (seconds, before jitter) before each retry of an idempotent operation after a
+#: transient error (lost connection, deadlock, serialization failure): bounded, never forever.
+RETRY_DELAYS = (0.05, 0.25, 1.0)
+
+
+def retry_pause(exc: PgStoreError, attempt: int) -> float | None:
+    """Seconds to wait before retry number ``attempt``, or None when a retry can't help."""
+    if not exc.transient or attempt > len(RETRY_DELAYS):
+        return None
+    log.info("retrying after a transient error (attempt %d): %s", attempt, exc)
+    return RETRY_DELAYS[attempt - 1] * (0.5 + random.random())
+
+
+def run_idempotent(conn: Conn, make_op: Callable[[], Op[T]], **kwargs: Any) -> T:
+    """:func:`run` for an operation safe to repeat: transient errors are retried (bounded)."""
+    for attempt in itertools.count(1):
+        try:
+            return run(conn, make_op(), **kwargs)
+        except PgStoreError as exc:
+            if (pause := retry_pause(exc, attempt)) is None:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+async def arun_idempotent(conn: AConn, make_op: Callable[[], Op[T]], **kwargs: Any) -> T:
+    """Async twin of :func:`run_idempotent`."""
+    for attempt in itertools.count(1):
+        try:
+            return await arun(conn, make_op(), **kwargs)
+        except PgStoreError as exc:
+            if (pause := retry_pause(exc, attempt)) is None:
+                raise
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")

@@ -22,7 +22,9 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ._ops import Op, run
 from .api import queries
@@ -102,7 +104,7 @@ def _print_json(value: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {redact_dsn(message)}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(redact_dsn(message))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -169,7 +171,7 @@ def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) ->
         ident = col in ("id", "key", "request_model")
         table.add_column(LABELS.get(col, col), no_wrap=ident, min_width=36 if col == "id" else None)
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(Text(_fmt(row.get(c))) for c in columns))  # data, never markup
     return table
 
 
@@ -197,7 +199,7 @@ def _report_table(report: HealthReport) -> Table:
     table.add_column("value")
     verdict = "[green]healthy[/green]" if report.ok else "[red]unhealthy[/red]"
     table.add_row("status", verdict)
-    table.add_row("url", report.url)
+    table.add_row("url", Text(report.url))
     table.add_row("server", _fmt(report.server_version))
     table.add_row("database", _fmt(report.database))
     table.add_row("latency ms", _fmt(report.latency_ms))
@@ -209,7 +211,7 @@ def _report_table(report: HealthReport) -> Table:
         figures = ", ".join(f"{k}={v}" for k, v in report.pool.items() if k.startswith("pool"))
         table.add_row("pool", figures)
     for problem in report.problems:
-        table.add_row("[yellow]problem[/yellow]", problem)
+        table.add_row("[yellow]problem[/yellow]", Text(problem))
     return table
 
 
@@ -348,7 +350,8 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
     )
     out.print(head)
     if run_row.get("error_message"):
-        out.print(f"[red]{run_row['error_type']}[/red]: {run_row['error_message']}")
+        error_type, message = escape(str(run_row["error_type"])), escape(run_row["error_message"])
+        out.print(f"[red]{error_type}[/red]: {message}", highlight=False)
     out.print(_table("steps", STEP_COLUMNS, details["steps"]))
     out.print(_table("llm calls", CALL_COLUMNS, details["llm_calls"]))
     _print_stats(details["stats"])
@@ -441,7 +444,7 @@ def sessions_show(
     out.print(_table(f"session {session['id']}", SESSION_COLUMNS[1:], [session]))
     for msg in details["messages"]["items"]:
         who = msg["role"] + (f" ({msg['name']})" if msg.get("name") else "")
-        out.print(f"[bold]{who}[/bold]: ", end="")
+        out.print(f"[bold]{escape(who)}[/bold]: ", end="")
         out.print(msg["content"], markup=False, highlight=False)
     if details["messages"]["next_cursor"]:
         nxt = details["messages"]["next_cursor"]

@@ -158,8 +158,8 @@ class Settings:
             "connect_timeout": max(1, int(self.connect_timeout)),
         }
         options = []
-        if self.schema != "public":
-            options.append(f"-c search_path={self.schema},public")
+        if self.schema != "public":  # quoted: an unquoted AppData would fold to appdata
+            options.append(f'-c search_path="{self.schema}",public')
         if self.tenant is not None:
             options.append(f"-c pgstore.user_id={self.tenant}")  # validated: no spaces
         if options:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cached_property
-from typing import Any, ClassVar, Unpack
+from typing import Any, Unpack
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ._ops import arun, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
+from .connection import Endpoint
 from .conversations import AsyncConversations, Conversations, MessageRecorder
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
@@ -30,7 +29,7 @@ from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
 from .migrate import migrate as _migrate
 from .telemetry import AsyncTelemetry, Telemetry
 
-__all__ = ["AsyncDatabase", "Database", "resolve_url"]
+__all__ = ["AsyncDatabase", "Database"]
 
 log = logging.getLogger(__name__)
 
@@ -38,74 +37,23 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT = 5.0
 
 
-def resolve_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
-    """The URL to use: the configured one, or the embedded server's (started on demand)."""
-    if settings.url:
-        return settings.url, None
-    server = EmbeddedServer.start(settings.data_dir)
-    return server.url, server
-
-
-def _pool_kwargs(settings: Settings) -> dict[str, Any]:
-    return {
-        "kwargs": {**settings.connect_kwargs(), "row_factory": dict_row},
-        "min_size": settings.min_size,
-        "max_size": settings.max_size,
-        "timeout": settings.timeout,
-        "max_idle": settings.max_idle,
-        "max_lifetime": settings.max_lifetime,
-        "name": "langgraph-pgstore",
-        "open": False,
-    }
-
-
-class _PurgingCheck:
-    """Connection check that, on a dead connection, purges every idle sibling at once.
-
-    psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
-    restart or ``pg_terminate_backend`` of every backend a request checked the stale
-    connections one by one and timed out, although fresh ones could be opened at once.
-    """
-
-    pool: ConnectionPool[Any] | None = None
-
-    def __call__(self, conn: psycopg.Connection[Any]) -> None:
-        try:
-            ConnectionPool.check_connection(conn)
-        except Exception:
-            if self.pool is not None:
-                threading.Thread(target=self.pool.check, daemon=True).start()
-            raise
-
-
-class _APurgingCheck:
-    """Async twin of :class:`_PurgingCheck`."""
-
-    pool: AsyncConnectionPool[Any] | None = None
-    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
-
-    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except Exception:
-            if self.pool is not None:
-                task = asyncio.get_running_loop().create_task(self.pool.check())
-                self._tasks.add(task)  # keep a reference until it ends
-                task.add_done_callback(self._tasks.discard)
-            raise
-
-
-def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
-    return DatabaseUnavailable(f"can't connect to {redact_dsn(url)}: {exc}")
-
-
 class _Common:
-    """What the sync and async hubs share: settings, URL, the embedded server handle."""
+    """What the sync and async hubs share: the endpoint (settings, URL, embedded server)."""
 
-    def __init__(self, url: str, settings: Settings, server: EmbeddedServer | None) -> None:
-        self.url = url
-        self.settings = settings
-        self.server = server
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def settings(self) -> Settings:
+        return self.endpoint.settings
+
+    @property
+    def server(self) -> EmbeddedServer | None:
+        return self.endpoint.server
 
     @property
     def redacted_url(self) -> str:
@@ -149,14 +97,8 @@ class _Common:
 class Database(_Common):
     """Sync hub: ``checkpointer`` and the other parts, one ``ConnectionPool``."""
 
-    def __init__(
-        self,
-        pool: ConnectionPool[psycopg.Connection[Any]],
-        settings: Settings,
-        url: str,
-        server: EmbeddedServer | None = None,
-    ) -> None:
-        super().__init__(url, settings, server)
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
         self.pool = pool
 
     @classmethod
@@ -164,21 +106,16 @@ class Database(_Common):
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> Database:
         """Open the pool (and the embedded server when no URL is configured)."""
-        settings = Settings.resolve(url, **options)
-        real_url, server = resolve_url(settings)
-        checker = _PurgingCheck()
-        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
-        )
-        checker.pool = pool
-        db = cls(pool, settings, real_url, server)
+        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
+        pool = endpoint.pool()
+        db = cls(pool, endpoint)
         try:
-            pool.open(wait=True, timeout=settings.connect_timeout)
+            pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 db.migrate(only_if_needed=True)
         except PoolTimeout as exc:
             pool.close()
-            raise _unavailable(real_url, exc) from exc
+            raise endpoint.unavailable(exc) from exc
         except BaseException:
             pool.close()
             raise
@@ -239,7 +176,7 @@ class Database(_Common):
             report = run(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        return _migrate(self.url, self.settings)
+        return _migrate(endpoint=self.endpoint)
 
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
@@ -255,13 +192,9 @@ class AsyncDatabase(_Common):
     """Async hub: ``checkpointer`` and the other parts, one ``AsyncConnectionPool``."""
 
     def __init__(
-        self,
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
-        settings: Settings,
-        url: str,
-        server: EmbeddedServer | None = None,
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], endpoint: Endpoint
     ) -> None:
-        super().__init__(url, settings, server)
+        super().__init__(endpoint)
         self.pool = pool
 
     @classmethod
@@ -269,21 +202,16 @@ class AsyncDatabase(_Common):
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> AsyncDatabase:
         """Open the pool (and the embedded server when no URL is configured)."""
-        settings = Settings.resolve(url, **options)
-        real_url, server = resolve_url(settings)
-        checker = _APurgingCheck()
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            real_url, check=checker if settings.check_connection else None, **_pool_kwargs(settings)
-        )
-        checker.pool = pool
-        db = cls(pool, settings, real_url, server)
+        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
+        pool = endpoint.apool()
+        db = cls(pool, endpoint)
         try:
-            await pool.open(wait=True, timeout=settings.connect_timeout)
+            await pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 await db.amigrate(only_if_needed=True)
         except PoolTimeout as exc:
             await pool.close()
-            raise _unavailable(real_url, exc) from exc
+            raise endpoint.unavailable(exc) from exc
         except BaseException:
             await pool.close()
             raise
@@ -344,9 +272,7 @@ class AsyncDatabase(_Common):
             report = await arun(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        import asyncio
-
-        return await asyncio.to_thread(_migrate, self.url, self.settings)
+        return await asyncio.to_thread(lambda: _migrate(endpoint=self.endpoint))
 
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""

@@ -19,14 +19,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg import sql
-from psycopg.rows import dict_row
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
 
 from ._ops import Op, Query
-from .config import Settings, redact_dsn
-from .errors import MigrationError
+from .config import Settings
+from .connection import Endpoint
+from .errors import DatabaseUnavailable, MigrationError
 from .schema import VERSION_TABLE
 
 __all__ = ["current_revision", "downgrade", "head_revision", "migrate"]
@@ -67,19 +66,7 @@ def head_revision() -> str:
 
 def engine_for_url(url: str | None, settings: Settings | None = None) -> Engine:
     """A SQLAlchemy engine over psycopg 3 for Alembic; ``None`` resolves env or embedded."""
-    if url is None:
-        from .database import resolve_url
-
-        settings = settings or Settings.resolve()
-        url, _server = resolve_url(settings)
-    settings = settings or Settings.resolve(url)
-    kwargs = settings.connect_kwargs()
-    kwargs["autocommit"] = False
-
-    def creator() -> psycopg.Connection[Any]:
-        return psycopg.connect(url, **kwargs)
-
-    return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
+    return Endpoint.of(url, settings).engine()
 
 
 def vector_installed(connection: Connection) -> bool:
@@ -102,13 +89,11 @@ def _poll_advisory_lock(conn: psycopg.Connection[Any], key: int, timeout: float 
         time.sleep(0.05)
 
 
-def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
-    kwargs = settings.connect_kwargs()
-    with psycopg.connect(url, **kwargs, row_factory=dict_row) as conn:
-        if settings.schema != "public":
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.schema))
-            )
+def _setup_checkpoint_tables(endpoint: Endpoint) -> None:
+    schema = endpoint.settings.schema
+    with endpoint.connect() as conn:
+        if schema != "public":
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         _poll_advisory_lock(conn, CHECKPOINT_LOCK_KEY)
         try:
             PostgresSaver(conn).setup()
@@ -116,15 +101,21 @@ def _setup_checkpoint_tables(url: str, settings: Settings) -> None:
             conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_LOCK_KEY,))
 
 
-def migrate(url: str, settings: Settings | None = None, *, revision: str = "head") -> str:
+def migrate(
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    revision: str = "head",
+    endpoint: Endpoint | None = None,
+) -> str:
     """Upgrade the checkpoint tables and ours to ``revision``; returns the revision reached."""
-    settings = settings or Settings.resolve(url)
+    endpoint = endpoint or Endpoint.of(url, settings)
     try:
-        _setup_checkpoint_tables(url, settings)
-        engine = engine_for_url(url, settings)
+        _setup_checkpoint_tables(endpoint)
+        engine = endpoint.engine()
         try:
             with engine.begin() as conn:
-                command.upgrade(alembic_config(conn, settings.schema), revision)
+                command.upgrade(alembic_config(conn, endpoint.settings.schema), revision)
             with engine.connect() as conn:
                 reached = MigrationContext.configure(
                     conn, opts={"version_table": VERSION_TABLE}
@@ -132,26 +123,24 @@ def migrate(url: str, settings: Settings | None = None, *, revision: str = "head
         finally:
             engine.dispose()
     except psycopg.OperationalError as exc:
-        from .errors import DatabaseUnavailable
-
-        raise DatabaseUnavailable(f"can't migrate {redact_dsn(url)}: {exc}") from exc
+        raise DatabaseUnavailable(f"can't migrate {endpoint.redacted}: {exc}") from exc
     except MigrationError:
         raise
     except Exception as exc:
         raise MigrationError(
-            f"migration of {redact_dsn(url)} failed and was rolled back: {exc}"
+            f"migration of {endpoint.redacted} failed and was rolled back: {exc}"
         ) from exc
-    log.info("database %s at revision %s", redact_dsn(url), reached)
+    log.info("database %s at revision %s", endpoint.redacted, reached)
     return reached or "base"
 
 
 def downgrade(url: str, revision: str = "base", settings: Settings | None = None) -> None:
     """Downgrade our tables (never the checkpoint tables) to ``revision``."""
-    settings = settings or Settings.resolve(url)
-    engine = engine_for_url(url, settings)
+    endpoint = Endpoint.of(url, settings)
+    engine = endpoint.engine()
     try:
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn, settings.schema), revision)
+            command.downgrade(alembic_config(conn, endpoint.settings.schema), revision)
     finally:
         engine.dispose()
 

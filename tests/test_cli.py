@@ -304,3 +304,30 @@ def test_serve_answers_http(db_url: str, tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_stored_text_prints_literally(db_url: str) -> None:
+    """Rich markup in stored data (a thread id ``[/bold] x``) is printed, never interpreted."""
+    nasty = "[/bold] x [red]y"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        sid = conn.execute(
+            "INSERT INTO sessions (thread_id, title) VALUES (%s, %s) RETURNING id", (nasty, nasty)
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO messages (session_id, position, role, content) VALUES (%s, 0, %s, %s)",
+            (sid, "[/i]user", nasty),
+        )
+        rid = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO runs (id, graph_name, thread_id, user_id, status, error_type, "
+            "error_message) VALUES (%s, %s, %s, %s, 'error', %s, %s)",
+            (rid, nasty, nasty, nasty, "[/b]Boom", nasty),
+        )
+    env = {**os.environ, "DATABASE_URL": db_url, "COLUMNS": "200"}
+    exe = Path(sys.executable).with_name("langgraph-pgstore")
+    for args in (["sessions", "list"], ["sessions", "show", str(sid)], ["runs", "list"],
+                 ["runs", "show", str(rid)]):  # fmt: skip
+        done = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "[/bold] x [red]y" in done.stdout, args

@@ -41,7 +41,7 @@ def tables(url: str, schema: str = "public") -> set[str]:
 
 def our_revision(url: str, schema: str = "public") -> list[str]:
     with psycopg.connect(url) as conn:
-        q = f"SELECT version_num FROM {schema}.{VERSION_TABLE}"  # test constants only
+        q = f"SELECT version_num FROM \"{schema}\".{VERSION_TABLE}"  # test constants only
         return [r[0] for r in conn.execute(q).fetchall()]
 
 
@@ -159,17 +159,18 @@ def test_upgrade_downgrade_upgrade_with_data(fresh_db_url: str) -> None:
     alembic_check(fresh_db_url)
 
 
+@pytest.mark.parametrize("schema", ["agent_store", "AppData"])  # mixed case stays mixed
 def test_schema_option_puts_every_table_in_that_schema(
-    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, schema: str
 ) -> None:
-    monkeypatch.setenv("PGSTORE_SCHEMA", "agent_store")
+    monkeypatch.setenv("PGSTORE_SCHEMA", schema)
     assert migrate(fresh_db_url) == head_revision()
-    in_schema = tables(fresh_db_url, "agent_store")
+    in_schema = tables(fresh_db_url, schema)
     assert OWN_TABLES | CHECKPOINT_TABLES | {VERSION_TABLE} <= in_schema
     assert not ((OWN_TABLES | CHECKPOINT_TABLES) & tables(fresh_db_url, "public"))
-    assert our_revision(fresh_db_url, "agent_store") == [head_revision()]
+    assert our_revision(fresh_db_url, schema) == [head_revision()]
     assert migrate(fresh_db_url) == head_revision()  # idempotent there too
-    alembic_check(fresh_db_url, "agent_store")
+    alembic_check(fresh_db_url, schema)
 
 
 def test_schema_option_at_run_time(fresh_db_url: str) -> None:

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database
-from langgraph_pgstore.errors import DatabaseUnavailable, InvalidInput
+from langgraph_pgstore.errors import InvalidInput, translate_error
 from langgraph_pgstore.telemetry import TelemetryWriter
 from langgraph_pgstore.telemetry.events import RunEnd, RunStart
 from langgraph_pgstore.telemetry.rows import MAX_KEY_CHARS
@@ -84,7 +84,8 @@ def _set_connections(server_admin: str, dbname: str, allow: bool) -> None:
 def test_is_transient_by_sqlstate(sqlstate: str, transient: bool) -> None:
     exc = psycopg.errors.lookup(sqlstate)("x")
     assert is_transient(exc) is transient
-    wrapped = DatabaseUnavailable("translated")  # what _ops hands back
+    wrapped = translate_error(exc)  # what _ops hands back
+    assert wrapped is not None
     wrapped.__cause__ = exc
     assert is_transient(wrapped) is transient
 

@@ -19,7 +19,15 @@ import psycopg
 
 from .._ops import Op, arun
 from ..database import AsyncDatabase
-from ..errors import DatabaseUnavailable, InvalidInput, MigrationError, NotFound, PgStoreError
+from ..errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    MigrationError,
+    NotFound,
+    PermissionDenied,
+    PgStoreError,
+)
 from . import queries
 
 __all__ = ["create_app", "create_router"]
@@ -40,6 +48,24 @@ async def _anonymous() -> str | None:
     return None
 
 
+#: HTTP status of each of our errors (the most specific class wins; README's Errors table).
+HTTP_STATUS: dict[type[PgStoreError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    PermissionDenied: 403,
+    Conflict: 409,
+    DatabaseUnavailable: 503,
+    MigrationError: 503,  # an operator's fix, not the caller's: "try later"
+}
+
+
+def http_error(exc: PgStoreError) -> HTTPException:
+    """The HTTPException for one of our errors (500 for any other)."""
+    status = next((HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS), 500)
+    detail = "database unavailable" if isinstance(exc, DatabaseUnavailable) else str(exc)
+    return HTTPException(status, detail)
+
+
 def create_router(
     db: AsyncDatabase | Callable[[], AsyncDatabase],
     *,
@@ -58,16 +84,8 @@ def create_router(
     async def call(op: Op[T]) -> T:
         try:
             return await arun(get_db().pool, op)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except DatabaseUnavailable as exc:
-            raise HTTPException(503, "database unavailable") from exc
-        except MigrationError as exc:  # an operator's fix, not the caller's: "try later"
-            raise HTTPException(503, str(exc)) from exc
         except PgStoreError as exc:
-            raise HTTPException(500, str(exc)) from exc
+            raise http_error(exc) from exc
 
     @router.get("/health", tags=["health"], summary="Full health report (503 when unhealthy)")
     async def health() -> JSONResponse:

@@ -44,7 +44,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
 
-    @base.atranslated
+    @base.translated
     async def aput(
         self,
         config: RunnableConfig,
@@ -78,7 +78,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         recorder.committed(config, state)
         return saved
 
-    @base.atranslated
+    @base.translated
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -88,7 +88,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
     ) -> None:
         await super().aput_writes(config, writes, task_id, task_path)
 
-    @base.atranslated
+    @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """AsyncPostgresSaver's, with driver errors (NUL bytes, bad Unicode) as ours."""
         return await super().aget_tuple(config)

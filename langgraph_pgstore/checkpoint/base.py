@@ -6,13 +6,17 @@ The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its s
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import itertools
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
-from .._ops import Op, Query, translate_error
-from ..errors import InvalidInput, SerializationError
+from .._ops import Op, Query, retry_pause
+from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
 
 COPY_THREAD_SQL = (
     """INSERT INTO checkpoints
@@ -126,50 +130,58 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _serialisation_error(exc: BaseException) -> SerializationError:
-    return SerializationError(
-        f"graph state can't be serialised for the checkpoint: {type(exc).__name__}: {exc}"
-    )
+def _ours(exc: Exception) -> BaseException:
+    """Our error for a saver failure: driver errors by SQLSTATE; a ``TypeError``/``ValueError``
+    from langgraph's serializer means the graph state can't be stored."""
+    mapped = translate_error(exc)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, TypeError | ValueError):
+        return SerializationError(
+            f"graph state can't be serialised for the checkpoint: {type(exc).__name__}: {exc}"
+        )
+    return exc
+
+
+def _retry_pause(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before retrying a saver call, else raise our error for ``exc``.
+
+    Every saver method is safe to repeat (reads, and writes that are upserts), so transient
+    errors (lost connection, deadlock) are retried, a bounded number of times.
+    """
+    ours = _ours(exc)
+    pause = retry_pause(ours, attempt) if isinstance(ours, PgStoreError) else None
+    if pause is not None:
+        return pause
+    if ours is exc:
+        raise exc
+    raise ours from exc
 
 
 def translated(fn: Callable[P, R]) -> Callable[P, R]:
-    """Re-raise driver and serializer errors of a saver method as our own errors."""
+    """Re-raise driver and serializer errors of a saver method as our own errors, retrying
+    transient ones (works on plain and ``async def`` methods alike)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @wraps(fn)
+        async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            for attempt in itertools.count(1):
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    await asyncio.sleep(_retry_pause(exc, attempt))
+            raise AssertionError("unreachable")
+
+        return cast(Callable[P, R], awrapper)
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            mapped = translate_error(exc)
-            raise (mapped or _serialisation_error(exc)) from exc
-        except Exception as exc:
-            mapped = translate_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
-
-    return wrapper
-
-
-def atranslated(fn: Callable[P, Any]) -> Callable[P, Any]:
-    """Async twin of :func:`translated` (the wrapper awaits)."""
-
-    @wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            mapped = translate_error(exc)
-            raise (mapped or _serialisation_error(exc)) from exc
-        except Exception as exc:
-            mapped = translate_error(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
+        for attempt in itertools.count(1):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                time.sleep(_retry_pause(exc, attempt))
+        raise AssertionError("unreachable")
 
     return wrapper
 

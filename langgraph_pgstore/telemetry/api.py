@@ -22,6 +22,7 @@ from langchain_core.tracers.context import register_configure_hook
 
 from .._ops import arun, run
 from ..config import Settings
+from ..connection import Endpoint
 from ..errors import InvalidInput
 from . import queries
 from .events import Capture
@@ -73,7 +74,8 @@ class _TelemetryBase:
             spill_dir = default_spill_dir(settings)
         self.writer = TelemetryWriter(
             url,
-            settings.connect_kwargs(),
+            settings.connect_kwargs(),  # names the spill files: same server, database, schema
+            connect=Endpoint(settings, url).connect,
             max_buffer=max_buffer,
             batch_size=batch_size,
             max_json_chars=max_json_chars,

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
+from .. import errors
 from .._ops import run
 from ..config import redact_dsn
 from . import spill
@@ -49,22 +49,6 @@ log = logging.getLogger(__name__)
 
 Item: TypeAlias = Event | spill.SpilledRow
 
-#: SQLSTATEs worth retrying: the same statement can succeed later.
-_TRANSIENT_CLASSES = ("08", "53", "58")  # connection, insufficient resources, system error
-_TRANSIENT_CODES = frozenset(
-    {
-        "57P01",  # admin_shutdown
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now
-        "57014",  # query_canceled (statement_timeout)
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-        "55P03",  # lock_not_available (lock_timeout)
-        "25P03",  # idle_in_transaction_session_timeout
-    }
-)
-
-
 def _sqlstate(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
     while seen is not None:
@@ -76,21 +60,12 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same write can succeed (classified by SQLSTATE).
-
-    Without a SQLSTATE (the connection broke, the server is unreachable) a driver
-    ``OperationalError``/``InterfaceError`` is transient; anything else is permanent.
-    """
-    state = _sqlstate(exc)
-    if state is not None:
-        return state in _TRANSIENT_CODES or state.startswith(_TRANSIENT_CLASSES)
+    """True when retrying the same write can succeed: the package's SQLSTATE classifier
+    (``errors.is_transient``) applied to the error and the driver error under it (a failed
+    connect arrives as our ``DatabaseUnavailable`` over psycopg's ``OperationalError``)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, psycopg.DataError | psycopg.ProgrammingError):
-            return False
-        if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout):
-            return True
-        if isinstance(seen, OSError):
+        if errors.is_transient(seen):
             return True
         seen = seen.__cause__
     return False

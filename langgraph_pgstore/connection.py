@@ -1,0 +1,159 @@
+"""The edge: the one place that turns settings into connections.
+
+Every part that talks to PostgreSQL asks an :class:`Endpoint`: the shared pools
+(``Database``/``AsyncDatabase``), migrations (a plain connection for langgraph's setup and a
+SQLAlchemy engine for Alembic) and the telemetry writer's own connection. So the URL is
+resolved once (starting the embedded server when none is configured), and every connection
+gets the same keyword arguments (autocommit, ``prepare_threshold``, connect timeout, schema).
+
+This module imports nothing else of the package but settings, errors and the embedded
+server, so any module may import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from .config import Settings, redact_dsn
+from .embedded import EmbeddedServer
+from .errors import DatabaseUnavailable
+
+__all__ = ["Endpoint"]
+
+POOL_NAME = "langgraph-pgstore"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved database: settings, the real URL, and the embedded server if we started one."""
+
+    settings: Settings
+    url: str
+    server: EmbeddedServer | None = None
+
+    @classmethod
+    def resolve(cls, settings: Settings | None = None) -> Endpoint:
+        """The configured URL, or the embedded server's (started on demand)."""
+        settings = settings or Settings.resolve()
+        if settings.url:
+            return cls(settings, settings.url)
+        server = EmbeddedServer.start(settings.data_dir)
+        return cls(settings, server.url, server)
+
+    @classmethod
+    def of(cls, url: str | None = None, settings: Settings | None = None) -> Endpoint:
+        """From an explicit URL (else the settings', else the environment or embedded)."""
+        if settings is None:
+            settings = Settings.resolve(url)
+        elif url is not None and settings.url != url:
+            settings = settings.with_url(url)
+        return cls.resolve(settings)
+
+    @property
+    def redacted(self) -> str:
+        return redact_dsn(self.url)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.redacted})"
+
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"can't connect to {self.redacted}: {exc}")
+
+    # --- connections -----------------------------------------------------------------------
+    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """What every connection we open is given (``overrides`` win)."""
+        return {**self.settings.connect_kwargs(), "row_factory": dict_row, **overrides}
+
+    def connect(self, **overrides: Any) -> psycopg.Connection[DictRow]:
+        """One connection of our own (autocommit, dict rows); errors as ``DatabaseUnavailable``."""
+        try:
+            return psycopg.connect(self.url, **self.connect_kwargs(**overrides))
+        except psycopg.OperationalError as exc:
+            raise self.unavailable(exc) from exc
+
+    def engine(self) -> Engine:
+        """A SQLAlchemy engine for Alembic over the same connections (transactional)."""
+
+        def creator() -> psycopg.Connection[Any]:
+            return psycopg.connect(
+                self.url, **{**self.settings.connect_kwargs(), "autocommit": False}
+            )
+
+        return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "kwargs": self.connect_kwargs(),
+            "min_size": s.min_size,
+            "max_size": s.max_size,
+            "timeout": s.timeout,
+            "max_idle": s.max_idle,
+            "max_lifetime": s.max_lifetime,
+            "name": POOL_NAME,
+            "open": False,
+        }
+
+    def pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
+        """The shared sync pool (not opened yet)."""
+        check = _PurgingCheck()
+        pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            self.url, check=check if self.settings.check_connection else None, **self._pool_kwargs()
+        )
+        check.pool = pool
+        return pool
+
+    def apool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
+        """The shared async pool (not opened yet)."""
+        check = _APurgingCheck()
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
+            self.url, check=check if self.settings.check_connection else None, **self._pool_kwargs()
+        )
+        check.pool = pool
+        return pool
+
+
+class _PurgingCheck:
+    """Connection check that, on a dead connection, purges every idle sibling at once.
+
+    psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
+    restart or ``pg_terminate_backend`` of every backend a request checked the stale
+    connections one by one and timed out, although fresh ones could be opened at once.
+    """
+
+    pool: ConnectionPool[Any] | None = None
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                threading.Thread(target=self.pool.check, daemon=True).start()
+            raise
+
+
+class _APurgingCheck:
+    """Async twin of :class:`_PurgingCheck`."""
+
+    pool: AsyncConnectionPool[Any] | None = None
+    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None:
+                task = asyncio.get_running_loop().create_task(self.pool.check())
+                self._tasks.add(task)  # keep a reference until it ends
+                task.add_done_callback(self._tasks.discard)
+            raise
