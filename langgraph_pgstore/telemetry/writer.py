@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 Item: TypeAlias = Event | spill.SpilledRow
 
+
 def _sqlstate(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
     while seen is not None:
