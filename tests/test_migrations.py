@@ -41,7 +41,7 @@ def tables(url: str, schema: str = "public") -> set[str]:
 
 def our_revision(url: str, schema: str = "public") -> list[str]:
     with psycopg.connect(url) as conn:
-        q = f"SELECT version_num FROM \"{schema}\".{VERSION_TABLE}"  # test constants only
+        q = f'SELECT version_num FROM "{schema}".{VERSION_TABLE}'  # test constants only
         return [r[0] for r in conn.execute(q).fetchall()]
 
 

@@ -125,7 +125,7 @@ async def test_ainvoke_and_async_query_api(adb: AsyncDatabase) -> None:
     assert (stats["step_count"], stats["llm_calls"], stats["total_tokens"]) == (2, 2, 240)
     assert stats["cost_usd"] == Decimal("0.000054")
     page = await adb.telemetry.alist_runs(user_id="u2")
-    assert [r["id"] for r in page["runs"]] == [config["run_id"]]
+    assert [r["id"] for r in page["items"]] == [config["run_id"]]
     by_user = await adb.telemetry.astats("user")
     assert [(r["key"], r["runs"], r["llm_calls"]) for r in by_user] == [("u2", 1, 2)]
 
@@ -182,7 +182,7 @@ def test_batch_records_one_run_per_input(db: Database) -> None:
         d = recorded(db, config["run_id"])
         assert d["run"]["user_id"] == f"u{i}" and d["run"]["input_summary"] == {"x": [i]}
         assert len(d["steps"]) == 1 and len(d["llm_calls"]) == 1
-    assert db.telemetry.list_runs()["runs"].__len__() == 3
+    assert db.telemetry.list_runs()["items"].__len__() == 3
 
 
 def test_fan_out_parallel_branches_share_a_step(db: Database) -> None:
@@ -246,7 +246,7 @@ def test_subgraph_steps_nest_under_the_parent_node(db: Database) -> None:
     assert (by_name["i1"]["step_number"], by_name["i2"]["step_number"]) == (1, 2)
     steps_of_calls = sorted(by_name_id(d)[c["step_id"]] for c in d["llm_calls"])
     assert steps_of_calls == ["after", "i1"]
-    assert len(db.telemetry.list_runs()["runs"]) == 1  # the subgraph is not a run of its own
+    assert len(db.telemetry.list_runs()["items"]) == 1  # the subgraph is not a run of its own
 
 
 def by_name_id(d: dict[str, Any]) -> dict[Any, str]:

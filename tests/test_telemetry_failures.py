@@ -252,7 +252,7 @@ def test_writer_thread_survives_outage_and_bad_exporter(
     assert tel.flush(30)
     status = tel.status()
     assert status.alive and status.connected and status.pending == 0
-    assert len(tel.list_runs()["runs"]) == 6
+    assert len(tel.list_runs()["items"]) == 6
 
 
 # --- privacy ---------------------------------------------------------------------------------
@@ -308,6 +308,6 @@ def test_capture_none_records_nothing_and_bad_level_is_refused(db: Database) -> 
     graph = db.telemetry.instrument(_private_graph(), capture="none")
     graph.invoke({"x": [CARD]})
     assert db.telemetry.flush(10)
-    assert db.telemetry.list_runs()["runs"] == []
+    assert db.telemetry.list_runs()["items"] == []
     with pytest.raises(InvalidInput, match="capture must be one of"):
         db.telemetry.instrument(_private_graph(), capture="everything")  # type: ignore[arg-type]

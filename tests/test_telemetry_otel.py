@@ -174,4 +174,4 @@ def test_graphs_without_otel_export_nothing(
         if s.attributes and "pgstore.run_id" in s.attributes
     }
     assert len(runs) == 1
-    assert len(db.telemetry.list_runs()["runs"]) == 2
+    assert len(db.telemetry.list_runs()["items"]) == 2

@@ -260,7 +260,7 @@ def test_writer_path_closes_orphans_and_keeps_nothing(db: Database) -> None:
     assert tel.flush(60)
     assert tel.lost_events == 0 and tel.pending == 0 and not tel.writer._buffer
     assert count_rows(db) == (2_000, 4_000, 4_000)
-    cancelled = tel.list_runs(status="cancelled", limit=1000)["runs"]
+    cancelled = tel.list_runs(status="cancelled", limit=1000)["items"]
     assert len(cancelled) == 200
     d = tel.get_run(cancelled[0]["id"])
     assert [c["status"] for c in d["llm_calls"]] == ["success", "cancelled"]
@@ -276,7 +276,7 @@ def test_real_graph_runs_leave_no_state(db: Database) -> None:
     assert handler._entries == {} and handler._roots == {}
     assert db.telemetry.flush(30)
     assert count_rows(db) == (200, 400, 200)
-    assert len(db.telemetry.list_runs(status="error", limit=100)["runs"]) == 20
+    assert len(db.telemetry.list_runs(status="error", limit=100)["items"]) == 20
 
 
 # --- query API ---------------------------------------------------------------------------------
@@ -294,18 +294,18 @@ def test_list_runs_filters_and_cursor_pagination(db: Database) -> None:
     cursor = None
     while True:
         page = db.telemetry.list_runs(limit=3, cursor=cursor)
-        seen.extend(page["runs"])
+        seen.extend(page["items"])
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert len(seen) == 7 and len({r["id"] for r in seen}) == 7
     starts = [r["started_at"] for r in seen]
     assert starts == sorted(starts, reverse=True)
-    assert len(db.telemetry.list_runs(user_id="u0")["runs"]) == 4
-    assert len(db.telemetry.list_runs(thread_id="t1", user_id="u1")["runs"]) == 1
+    assert len(db.telemetry.list_runs(user_id="u0")["items"]) == 4
+    assert len(db.telemetry.list_runs(thread_id="t1", user_id="u1")["items"]) == 1
     future = datetime.now(UTC) + timedelta(days=1)
-    assert db.telemetry.list_runs(since=future)["runs"] == []
-    assert len(db.telemetry.list_runs(until=future, graph_name="two")["runs"]) == 7
+    assert db.telemetry.list_runs(since=future)["items"] == []
+    assert len(db.telemetry.list_runs(until=future, graph_name="two")["items"]) == 7
     by_session = {r["key"]: r for r in db.telemetry.stats("session")}
     assert {k: v["runs"] for k, v in by_session.items()} == {"t0": 3, "t1": 2, "t2": 2}
     assert by_session["t0"]["steps"] == 6 and by_session["t0"]["total_tokens"] == 360

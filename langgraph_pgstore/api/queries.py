@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -89,12 +89,6 @@ FROM messages WHERE session_id = %s AND id > %s
 ORDER BY id
 LIMIT %s
 """
-
-# Only finished runs: a running one is still being written by telemetry.
-DELETE_OLD_RUNS = """
-DELETE FROM runs WHERE started_at < now() - %s AND status <> 'running' RETURNING id
-"""
-
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -178,7 +172,7 @@ def list_runs(
         limit=_limit(limit), cursor=cursor, status=status, graph_name=graph_name,
         thread_id=thread_id, user_id=user_id,
     )  # fmt: skip
-    return {"items": [plain(r) for r in page["runs"]], "next_cursor": page["next_cursor"]}
+    return {"items": [plain(r) for r in page["items"]], "next_cursor": page["next_cursor"]}
 
 
 def _owned(run_id: str | UUID, user_id: str | None) -> Op[UUID]:
@@ -267,8 +261,5 @@ def list_messages(
 
 
 def purge_runs_older_than(days: float) -> Op[int]:
-    """Retention: delete finished runs (steps and LLM calls cascade) older than ``days``."""
-    if not days > 0:
-        raise InvalidInput(f"retention must be a positive number of days, got {days}")
-    rows = yield Query(DELETE_OLD_RUNS, (timedelta(days=days),))
-    return len(rows)
+    """Retention: telemetry's ``purge_runs_older_than``."""
+    return tq.purge_runs_older_than(days)

@@ -9,15 +9,22 @@ Layout: ``events`` (what the handler hands the writer) -> ``handler`` (callbacks
 from .api import AsyncTelemetry, Telemetry, disable, enable
 from .events import Capture
 from .handler import TelemetryHandler
-from .queries import GroupBy, RunDetail, RunPage
+from .queries import GroupBy, RunFilters, RunPage
+from .records import GroupStats, LlmCall, Run, RunDetail, RunStats, Step
 from .writer import TelemetryWriter, WriterStatus
 
 __all__ = [
     "AsyncTelemetry",
     "Capture",
     "GroupBy",
+    "GroupStats",
+    "LlmCall",
+    "Run",
     "RunDetail",
+    "RunFilters",
     "RunPage",
+    "RunStats",
+    "Step",
     "Telemetry",
     "TelemetryHandler",
     "TelemetryWriter",

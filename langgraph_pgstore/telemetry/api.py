@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack
+from uuid import UUID
 
 from langchain_core.tracers.context import register_configure_hook
 
@@ -27,7 +27,8 @@ from ..errors import InvalidInput
 from . import queries
 from .events import Capture
 from .handler import TelemetryHandler
-from .queries import GroupBy, RunDetail, RunPage
+from .queries import GroupBy, RunFilters, RunPage
+from .records import GroupStats, Run, RunDetail, RunStats
 from .writer import TelemetryWriter, WriterStatus
 
 if TYPE_CHECKING:
@@ -190,33 +191,27 @@ class Telemetry(_TelemetryBase):
         super().__init__(url, settings, **options)
         self.pool = pool
 
-    def get_run(self, run_id: Any) -> RunDetail:
+    def get_run(self, run_id: UUID | str) -> RunDetail:
         """The run with its steps and LLM calls; ``NotFound`` when absent."""
         return run(self.pool, queries.get_run(run_id))
 
-    def run_stats(self, run_id: Any) -> dict[str, Any]:
+    def find_run(self, *, idempotency_key: str | None = None, trace_id: str | None = None) -> Run:
+        """The newest run with this idempotency key or trace id; ``NotFound`` when none."""
+        return run(self.pool, queries.find_run(idempotency_key=idempotency_key, trace_id=trace_id))
+
+    def run_stats(self, run_id: UUID | str) -> RunStats:
         """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
         return run(self.pool, queries.run_stats(run_id))
 
-    def stats(self, by: GroupBy = "session", **filters: Any) -> list[dict[str, Any]]:
-        """Aggregates per session, user, graph, model or day (filters: user_id, thread_id,
-        graph_name, since, until)."""
+    def stats(self, by: GroupBy = "session", **filters: Unpack[RunFilters]) -> list[GroupStats]:
+        """Aggregates per session, user, graph, model or UTC day (filters as ``list_runs``)."""
         return run(self.pool, queries.stats(by, **filters))
 
     def list_runs(
-        self,
-        *,
-        limit: int = 50,
-        cursor: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        **filters: Any,
+        self, *, limit: int = 50, cursor: str | None = None, **filters: Unpack[RunFilters]
     ) -> RunPage:
-        """Newest first; filters user_id, thread_id, graph_name, status; keyset cursor."""
-        return run(
-            self.pool,
-            queries.list_runs(limit=limit, cursor=cursor, since=since, until=until, **filters),
-        )
+        """Runs newest first, ``{"items", "next_cursor"}``; filters: see ``RunFilters``."""
+        return run(self.pool, queries.list_runs(limit=limit, cursor=cursor, **filters))
 
 
 class AsyncTelemetry(_TelemetryBase):
@@ -228,32 +223,32 @@ class AsyncTelemetry(_TelemetryBase):
         super().__init__(url, settings, **options)
         self.pool = pool
 
-    async def aget_run(self, run_id: Any) -> RunDetail:
+    async def aget_run(self, run_id: UUID | str) -> RunDetail:
         """The run with its steps and LLM calls; ``NotFound`` when absent."""
         return await arun(self.pool, queries.get_run(run_id))
 
-    async def arun_stats(self, run_id: Any) -> dict[str, Any]:
+    async def afind_run(
+        self, *, idempotency_key: str | None = None, trace_id: str | None = None
+    ) -> Run:
+        """The newest run with this idempotency key or trace id; ``NotFound`` when none."""
+        op = queries.find_run(idempotency_key=idempotency_key, trace_id=trace_id)
+        return await arun(self.pool, op)
+
+    async def arun_stats(self, run_id: UUID | str) -> RunStats:
         """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
         return await arun(self.pool, queries.run_stats(run_id))
 
-    async def astats(self, by: GroupBy = "session", **filters: Any) -> list[dict[str, Any]]:
-        """Aggregates per session, user, graph, model or day."""
+    async def astats(
+        self, by: GroupBy = "session", **filters: Unpack[RunFilters]
+    ) -> list[GroupStats]:
+        """Aggregates per session, user, graph, model or UTC day (filters as ``alist_runs``)."""
         return await arun(self.pool, queries.stats(by, **filters))
 
     async def alist_runs(
-        self,
-        *,
-        limit: int = 50,
-        cursor: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        **filters: Any,
+        self, *, limit: int = 50, cursor: str | None = None, **filters: Unpack[RunFilters]
     ) -> RunPage:
-        """Newest first; filters user_id, thread_id, graph_name, status; keyset cursor."""
-        return await arun(
-            self.pool,
-            queries.list_runs(limit=limit, cursor=cursor, since=since, until=until, **filters),
-        )
+        """Runs newest first, ``{"items", "next_cursor"}``; filters: see ``RunFilters``."""
+        return await arun(self.pool, queries.list_runs(limit=limit, cursor=cursor, **filters))
 
 
 def enable(target: Any, *, capture: Capture | None = None) -> None:

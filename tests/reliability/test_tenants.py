@@ -81,7 +81,7 @@ def test_tenant_sees_only_its_own_rows(db: Database, app_url: str) -> None:
             alice.conversations.get_session(bob_session.id)
         assert alice.store.get(("users", "bob"), "profile") is None
         assert alice.store.get(("users", "alice"), "profile") is not None
-        assert [r["user_id"] for r in alice.telemetry.list_runs()["runs"]] == ["alice"]
+        assert [r["user_id"] for r in alice.telemetry.list_runs()["items"]] == ["alice"]
         with alice.pool.connection() as conn:
             gone = conn.execute("DELETE FROM sessions WHERE thread_id = 't-bob'").rowcount
             assert gone == 0
