@@ -333,6 +333,12 @@ def _run_end(rows: Rows, ev: RunEnd, jmax: int) -> None:
     rows.ended.append(ev.run_id)
 
 
+def _task_id(ns: str) -> str | None:
+    """The task id LangGraph puts at the end of a checkpoint namespace (``node:<task id>``)."""
+    last = ns.rpartition("|")[2]
+    return last.partition(":")[2] or None
+
+
 def _step_start(rows: Rows, ev: StepStart, jmax: int) -> None:
     merge(
         rows.steps,
@@ -346,7 +352,7 @@ def _step_start(rows: Rows, ev: StepStart, jmax: int) -> None:
             "step_number": _int(ev.step_number),
             "triggers": [cap_key(x) for x in ev.triggers] if ev.triggers else None,
             "checkpoint_ns": cap_key(ev.checkpoint_ns),
-            "task_id": cap_key(ev.task_id),
+            "task_id": cap_key(ev.task_id or _task_id(ev.checkpoint_ns)),
             "attempt": _int(ev.attempt),
             "input_data": summarize(ev.inputs, jmax),
             "status": "running",

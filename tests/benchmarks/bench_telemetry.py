@@ -33,6 +33,14 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database
 from langgraph_pgstore.migrate import migrate
+from langgraph_pgstore.telemetry.events import (
+    LlmEnd,
+    LlmStart,
+    RunEnd,
+    RunStart,
+    StepEnd,
+    StepStart,
+)
 
 
 class S(TypedDict):
@@ -158,12 +166,11 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
     now = time.time()
     for _ in range(n_runs):
         rid = uuid.uuid4()
-        w.enqueue(("run_start", rid, "bench", "t", {"user_id": "u"}, {"x": []}, now))
+        w.enqueue(RunStart(rid, "bench", "t", {"user_id": "u"}, None, False, now))
         for step in range(4):
             sid, cid = uuid.uuid4(), uuid.uuid4()
             w.enqueue(
-                (
-                    "step_start",
+                StepStart(
                     sid,
                     rid,
                     None,
@@ -178,24 +185,14 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
                     now,
                 )
             )
-            w.enqueue(("llm_start", cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
+            w.enqueue(LlmStart(cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
             w.enqueue(
-                (
-                    "llm_end",
-                    cid,
-                    rid,
-                    "success",
-                    result,
-                    None,
-                    now,
-                    None,
-                    now,
-                    "gpt-4o-mini",
-                    "openai",
+                LlmEnd(
+                    cid, rid, "success", result, None, None, now, None, now, "gpt-4o-mini", "openai"
                 )
             )
-            w.enqueue(("step_end", sid, rid, f"n{step}", "success", {"x": [1]}, None, now))
-        w.enqueue(("run_end", rid, "success", {"x": [1]}, None, now))
+            w.enqueue(StepEnd(sid, rid, f"n{step}", "success", None, None, None, now))
+        w.enqueue(RunEnd(rid, "success", None, None, None, now))
         events += 18
     assert db.telemetry.flush(600)
     return events, events / (time.perf_counter() - t0)
