@@ -2,8 +2,9 @@
 
 Everything costly happens here rather than in the callback: JSON summaries, token parsing,
 prices. A row is a dict over the table's columns (``records.py``) where None means "not known
-from this batch"; the upsert (``sql.py``) keeps what the database already has for those, so a
-start and an end folded into different batches, in either order, meet in one row.
+from this batch" (times are epoch seconds, jsonb values ``RawJson`` text); the upsert
+(``sql.py``) keeps what the database already has for those, so a start and an end folded into
+different batches, in either order, meet in one row.
 
 Values are capped here, at capture into a row, so that no single value can make the database
 refuse a batch: ids and names that land in btree-indexed text columns (a 4,000-character
@@ -17,12 +18,10 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
-
-from psycopg.types.json import Jsonb
 
 from .events import Event, LlmEnd, LlmStart, RunEnd, RunStart, StepEnd, StepStart
 from .pricing import cost_usd
@@ -32,6 +31,7 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "MAX_KEY_CHARS",
     "MAX_METADATA_CHARS",
+    "RawJson",
     "Rows",
     "cap_key",
     "fold",
@@ -106,8 +106,10 @@ def _default(obj: Any) -> Any:
     return repr(obj)[:200]
 
 
-def _identity(text: str) -> str:
-    return text
+class RawJson(str):
+    """JSON text for a jsonb column, serialised once here and spliced as is into the batch."""
+
+    __slots__ = ()
 
 
 def _dumps(obj: Any) -> str:
@@ -126,23 +128,23 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def summarize(obj: Any, max_chars: int) -> Jsonb | None:
-    """A JSON value for ``obj``, replaced by a truncated preview when longer than ``max_chars``.
-
-    Serialised once here; psycopg sends the text as is (no second dump).
-    """
+def summarize(obj: Any, max_chars: int) -> RawJson | None:
+    """JSON text for ``obj``, replaced by a truncated preview when longer than ``max_chars``."""
     if obj is None:
         return None
     try:
         text = _dumps(obj)
     except (TypeError, ValueError, RecursionError) as exc:
-        return Jsonb({"__unserializable__": type(obj).__name__, "error": str(exc)[:200]})
+        return RawJson(
+            json.dumps({"__unserializable__": type(obj).__name__, "error": str(exc)[:200]})
+        )
     if len(text) > max_chars:
-        return Jsonb({"__truncated__": True, "chars": len(text), "preview": text[:max_chars]})
-    return Jsonb(text, dumps=_identity)
+        preview = {"__truncated__": True, "chars": len(text), "preview": text[:max_chars]}
+        return RawJson(json.dumps(preview, ensure_ascii=False))
+    return RawJson(text)
 
 
-def run_metadata(md: Mapping[str, Any], *, resume: bool = False) -> Jsonb:
+def run_metadata(md: Mapping[str, Any], *, resume: bool = False) -> RawJson:
     """The caller's ``config["metadata"]`` for ``runs.metadata``: every JSON-serialisable key.
 
     Keys LangGraph adds itself (``ls_*``, ``langgraph_*``, checkpoint ids) and keys stored in
@@ -182,11 +184,7 @@ def run_metadata(md: Mapping[str, Any], *, resume: bool = False) -> Jsonb:
         text = text.replace("\\u0000", "")
     if _has_surrogate(text):
         text = text.encode("utf-8", "replace").decode("utf-8")
-    return Jsonb(text, dumps=_identity)
-
-
-def _ts(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC)
+    return RawJson(text)
 
 
 def _int(value: Any) -> int | None:
@@ -312,7 +310,7 @@ def _run_start(rows: Rows, ev: RunStart, jmax: int) -> None:
             "trace_id": cap_key(md.get("trace_id")) or str(ev.run_id),
             "idempotency_key": cap_key(md.get("idempotency_key")),
             "metadata": run_metadata(md, resume=ev.resume),
-            "started_at": _ts(ev.at),
+            "started_at": ev.at,
         },
     )
 
@@ -327,7 +325,7 @@ def _run_end(rows: Rows, ev: RunEnd, jmax: int) -> None:
             "output_summary": summarize(ev.outputs, jmax),
             "error_type": cap_key(ev.error_type),
             "error_message": _msg(ev.error_message),
-            "completed_at": _ts(ev.at),
+            "completed_at": ev.at,
         },
     )
     rows.ended.append(ev.run_id)
@@ -356,7 +354,7 @@ def _step_start(rows: Rows, ev: StepStart, jmax: int) -> None:
             "attempt": _int(ev.attempt),
             "input_data": summarize(ev.inputs, jmax),
             "status": "running",
-            "started_at": _ts(ev.at),
+            "started_at": ev.at,
         },
     )
 
@@ -373,7 +371,7 @@ def _step_end(rows: Rows, ev: StepEnd, jmax: int) -> None:
             "output_data": summarize(ev.outputs, jmax),
             "error_type": cap_key(ev.error_type),
             "error_message": _msg(ev.error_message),
-            "completed_at": _ts(ev.at),
+            "completed_at": ev.at,
         },
     )
 
@@ -391,7 +389,7 @@ def _llm_start(rows: Rows, ev: LlmStart, jmax: int) -> None:
             "provider_name": cap_key(ev.provider),
             "request_model": cap_key(ev.model),
             "status": "running",
-            "started_at": _ts(ev.at),
+            "started_at": ev.at,
         },
     )
 
@@ -405,7 +403,7 @@ def _llm_end(rows: Rows, ev: LlmEnd, jmax: int) -> None:
             "status": ev.status,
             "error_type": cap_key(ev.error_type),
             "error_message": _msg(ev.error_message),
-            "completed_at": _ts(t1),
+            "completed_at": t1,
             "latency_ms": (t1 - t0) * 1000.0 if t0 else None,
             "time_to_first_chunk_ms": (first - t0) * 1000.0 if first and t0 else None,
             "streamed": first is not None,

@@ -7,8 +7,8 @@ database (same host, port, database and schema) claims each file by renaming it 
 its rows through the normal upserts, which are idempotent: replaying twice, or replaying a
 row that was also written, changes nothing. The key holds no user name or password.
 
-Values are tagged JSON: ``{"$u": uuid}``, ``{"$t": iso timestamp}``, ``{"$d": decimal}``,
-``{"$j": json text}`` (a jsonb column); other values are plain JSON.
+Values are tagged JSON: ``{"$u": uuid}``, ``{"$d": decimal}``, ``{"$j": json text}`` (a jsonb
+column), ``{"$t": iso timestamp}``; other values (times as epoch seconds) are plain JSON.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.json import Jsonb
 
 from .records import LLM_COLS, RUN_COLS, STEP_COLS
-from .rows import Rows, merge
+from .rows import RawJson, Rows, merge
 
 __all__ = ["SpilledRow", "claim", "database_key", "fold_spilled", "read", "write"]
 
@@ -59,16 +58,11 @@ def _enc(value: Any) -> Any:
         return {"$t": value.isoformat()}
     if isinstance(value, Decimal):
         return {"$d": str(value)}
-    if isinstance(value, Jsonb):
-        obj = value.obj
-        return {"$j": obj if isinstance(obj, str) and value.dumps is not None else json.dumps(obj)}
+    if isinstance(value, RawJson):
+        return {"$j": str(value)}
     if isinstance(value, list):
         return [_enc(v) for v in value]
     return value
-
-
-def _identity(text: str) -> str:
-    return text
 
 
 def _dec(value: Any) -> Any:
@@ -81,7 +75,7 @@ def _dec(value: Any) -> Any:
         if tag == "$d":
             return Decimal(raw)
         if tag == "$j":
-            return Jsonb(raw, dumps=_identity)
+            return RawJson(raw)
     if isinstance(value, list):
         return [_dec(v) for v in value]
     return value

@@ -1,29 +1,37 @@
-"""The writer's SQL: upserts generated from the record types, and the write operation.
+"""The writer's SQL: one upsert per table, generated from the record types, and the write op.
 
-Each upsert is ``INSERT ... ON CONFLICT (id) DO UPDATE`` where every column keeps what the
-database has unless this batch knows better (``COALESCE(new, old)``), so starts and ends
-written in different batches, in either order, meet in one row, and writing a batch twice
-(a retry after a lost connection, a spill replayed) changes nothing. For ``runs``::
+A batch is sent as one JSON array per table and expanded by the server
+(``jsonb_to_recordset``): one statement and one parameter per table, serialised by the C JSON
+encoder, instead of a parameter per column per row. For ``steps``::
 
-    INSERT INTO runs AS t (id, graph_name, ..., status, ...)
-    VALUES (%(id)s, %(graph_name)s, ..., COALESCE(%(status)s, 'running'), ...)
+    INSERT INTO steps AS t (id, run_id, ..., kind, ..., started_at, completed_at)
+    SELECT s.id, s.run_id, ..., COALESCE(s.kind, 'node'), ...,
+           COALESCE(to_timestamp(s.started_at), now()), to_timestamp(s.completed_at)
+      FROM jsonb_to_recordset(%s::jsonb)
+           AS s(id uuid, run_id uuid, ..., kind text, ..., started_at float8, completed_at float8)
     ON CONFLICT (id) DO UPDATE SET
-        graph_name = COALESCE(%(graph_name)s, t.graph_name), ...,
-        status = CASE WHEN %(status)s IS NULL OR %(status)s = 'running' THEN t.status
-                      ELSE %(status)s END, ...
+        run_id = COALESCE(EXCLUDED.run_id, t.run_id), ...,
+        kind = CASE WHEN EXCLUDED.kind IS NOT DISTINCT FROM 'node' THEN t.kind
+                    ELSE EXCLUDED.kind END, ...
 
-Parameters are the row dicts of ``rows.py`` (named, one per column).
+Every column keeps what the database has unless this batch knows better: NULL (or, for a
+column with a default, the default itself) means "not known from this batch". So starts and
+ends written in different batches, in either order, meet in one row (a terminal status never
+goes back to 'running', an end-only row's ``now()`` start never replaces a real one), and
+writing a batch twice (a retry, a spill replayed) changes nothing. Times travel as epoch
+seconds, jsonb values as JSON spliced in unparsed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from .._ops import Op, Query
-from .records import LLM_COLS, RUN_COLS, STEP_COLS
-from .rows import Rows
+from .records import LlmCall, Run, Step
+from .rows import RawJson, Rows
 
 __all__ = [
     "CLOSE_ORPHAN_LLM_CALLS",
@@ -33,44 +41,75 @@ __all__ = [
     "UPSERT_RUN_STUBS",
     "UPSERT_STEPS",
     "close_orphans",
+    "encode",
     "upsert_sql",
     "write_rows",
 ]
 
-#: A terminal status never goes back to 'running' (an end may be written before its start).
-_STATUS = "CASE WHEN {p} IS NULL OR {p} = 'running' THEN t.{c} ELSE {p} END"
+#: Record annotation (its first type) -> type in the JSON record set.
+_SQL_TYPES = {
+    "UUID": "uuid",
+    "str": "text",
+    "int": "int",
+    "float": "float8",
+    "bool": "boolean",
+    "Decimal": "numeric",
+    "datetime": "float8",  # epoch seconds, converted with to_timestamp()
+    "Any": "jsonb",
+    "dict[str, Any]": "jsonb",
+    "list[str]": "text[]",
+}
+
+
+def _types(record: type) -> dict[str, str]:
+    """Column -> record-set type, from the record's annotations (kept as source text)."""
+    out = {}
+    for name, ann in record.__annotations__.items():
+        text = getattr(ann, "__forward_arg__", ann)
+        out[name] = _SQL_TYPES[str(text).split(" | ")[0]]
+    return out
 
 
 def upsert_sql(
     table: str,
-    cols: Sequence[str],
+    record: type,
     *,
     defaults: Mapping[str, str] = {},
     values: Mapping[str, str] = {},
     updates: Mapping[str, str] = {},
 ) -> str:
-    """``INSERT ... ON CONFLICT (id) DO UPDATE`` over ``cols`` with named parameters.
+    """The upsert of ``record``'s columns from ``jsonb_to_recordset(%s::jsonb)``.
 
-    ``defaults``: SQL used when the parameter is NULL on insert (the column's default);
-    ``values``/``updates``: replace the insert value / the update expression of a column
-    (``{p}`` is the parameter, ``{c}`` the column). Every other column updates as
-    ``COALESCE(%(col)s, t.col)``.
+    ``defaults``: SQL used when the value is NULL on insert (the column's default; also read
+    as "unknown" on update); ``values``/``updates``: replace the insert expression / the update
+    expression of a column (``{c}`` is the column, ``{v}`` the record-set value).
     """
+    types = _types(record)
+    cols = list(types)
     ins, sets = [], []
     for c in cols:
-        p = f"%({c})s"
+        v = f"to_timestamp(s.{c})" if c.endswith("_at") else f"s.{c}"
         if c in values:
-            ins.append(values[c].format(p=p, c=c))
+            ins.append(values[c].format(c=c, v=v))
         elif c in defaults:
-            ins.append(f"COALESCE({p}, {defaults[c]})")
+            ins.append(f"COALESCE({v}, {defaults[c]})")
         else:
-            ins.append(p)
-        if c != "id":
-            expr = updates.get(c, "COALESCE({p}, t.{c})")
-            sets.append(f"    {c} = {expr.format(p=p, c=c)}")
+            ins.append(v)
+        if c == "id":
+            continue
+        if c in updates:
+            expr = updates[c].format(c=c, v=v)
+        elif c in defaults:
+            unknown = f"EXCLUDED.{c} IS NOT DISTINCT FROM {defaults[c]}"
+            expr = f"CASE WHEN {unknown} THEN t.{c} ELSE EXCLUDED.{c} END"
+        else:
+            expr = f"COALESCE(EXCLUDED.{c}, t.{c})"
+        sets.append(f"    {c} = {expr}")
+    recordset = ", ".join(f"{c} {t}" for c, t in types.items())
     return (
         f"INSERT INTO {table} AS t ({', '.join(cols)})\n"
-        f"VALUES ({', '.join(ins)})\n"
+        f"SELECT {', '.join(ins)}\n"
+        f"  FROM jsonb_to_recordset(%s::jsonb) AS s({recordset})\n"
         f"ON CONFLICT (id) DO UPDATE SET\n" + ",\n".join(sets)
     )
 
@@ -79,39 +118,38 @@ UPSERT_RUN_STUBS = "INSERT INTO runs (id) SELECT unnest(%s::uuid[]) ON CONFLICT 
 
 UPSERT_RUNS = upsert_sql(
     "runs",
-    RUN_COLS,
+    Run,
     defaults={"status": "'running'", "metadata": "'{}'::jsonb", "started_at": "now()"},
     # a reused idempotency key is not an error: the later run is recorded without it
     values={
-        "idempotency_key": "(SELECT {p}::text WHERE NOT EXISTS (SELECT 1 FROM runs x"
-        " WHERE x.idempotency_key = {p} AND x.id <> %(id)s))"
+        "idempotency_key": "(SELECT {v} WHERE NOT EXISTS (SELECT 1 FROM runs x"
+        " WHERE x.idempotency_key = {v} AND x.id <> s.id))"
     },
-    updates={"status": _STATUS, "idempotency_key": "COALESCE(t.{c}, EXCLUDED.{c})"},
+    updates={"idempotency_key": "COALESCE(t.{c}, EXCLUDED.{c})"},
 )
 
 UPSERT_STEPS = upsert_sql(
     "steps",
-    STEP_COLS,
+    Step,
     defaults={
         "kind": "'node'",
+        "node_name": "'?'",
         "checkpoint_ns": "''",
         "attempt": "1",
         "status": "'running'",
         "started_at": "now()",
     },
-    updates={"status": _STATUS},
 )
 
 UPSERT_LLM_CALLS = upsert_sql(
     "llm_calls",
-    LLM_COLS,
+    LlmCall,
     defaults={
         "operation_name": "'chat'",
         "streamed": "false",
         "status": "'running'",
         "started_at": "now()",
     },
-    updates={"status": _STATUS},
 )
 
 # Orphans take the run's terminal status (and its error when they have none of their own):
@@ -134,8 +172,38 @@ UPDATE llm_calls c SET status = r.status, completed_at = r.completed_at,
 """
 
 
+def _plain(value: Any) -> str:
+    return str(value)  # UUID, Decimal
+
+
+def encode(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The JSON array of ``rows``; ``RawJson`` values are spliced in without re-parsing."""
+    parts = []
+    for row in rows:
+        raw = [(k, v) for k, v in row.items() if type(v) is RawJson]
+        if not raw:
+            parts.append(json.dumps(row, default=_plain, ensure_ascii=False))
+            continue
+        plain = {k: v for k, v in row.items() if type(v) is not RawJson}
+        text = json.dumps(plain, default=_plain, ensure_ascii=False)
+        spliced = "".join(f', "{k}": {v}' for k, v in raw)
+        parts.append(text[:-1] + spliced + "}")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _unique_idempotency_keys(runs: dict[UUID, dict[str, Any]]) -> None:
+    """Within one statement two new runs can't both claim a key: the later one goes without."""
+    seen: set[str] = set()
+    for row in runs.values():
+        key = row.get("idempotency_key")
+        if key is not None:
+            if key in seen:
+                row["idempotency_key"] = None
+            seen.add(key)
+
+
 def write_rows(rows: Rows) -> Op[None]:
-    """Write one batch: run stubs, upserts, then close orphans of the runs that ended.
+    """Write one batch: run stubs, one upsert per table, then close orphans of ended runs.
 
     Stub ``runs`` rows come first for every run a step or call points at: a start lost to
     overflow (or rejected) must not make its children fail the foreign key.
@@ -146,14 +214,14 @@ def write_rows(rows: Rows) -> Op[None]:
     stubs = [rid for rid in referenced if rid not in rows.runs]
     if stubs:
         yield Query(UPSERT_RUN_STUBS, (stubs,))
+    _unique_idempotency_keys(rows.runs)
     for sql, table in (
         (UPSERT_RUNS, rows.runs),
         (UPSERT_STEPS, rows.steps),
         (UPSERT_LLM_CALLS, rows.calls),
     ):
         if table:
-            params: list[Mapping[str, Any]] = list(table.values())
-            yield Query(sql, many=params)
+            yield Query(sql, (encode(list(table.values())),))
     if rows.ended:
         yield from close_orphans(rows.ended)
 
