@@ -778,30 +778,56 @@ assert big["cost_usd"] / big["total_tokens"] > small["cost_usd"] / small["total_
         md("""
 ## The step timeline of a run
 
-Each bar is a node execution (the three `research` workers overlap: they ran in parallel),
-tool calls and LLM calls are drawn inside the node that made them.
+`build_trace` turns a run's rows into a tree of spans (nodes, the tools and LLM calls they
+made, with tokens and cost summed up the tree) and `timeline` lays it out in lanes: spans that
+overlap in time get lanes of their own, so the `research` workers, which ran in parallel,
+sit on lanes of their own; below each node, the tool and LLM calls it made. The web UI
+(`langgraph-pgstore serve`, then `/ui/`) and `langgraph-pgstore runs show ID --tree` draw the
+same tree.
 """),
         code("""
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
-steps = [s for s in detail["steps"] if s["kind"] == "node"]
-lanes = [f"{s['node_name']} #{i}" for i, s in enumerate(steps)]
-fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(lanes)))
-for y, s in enumerate(steps):
-    ax.broken_barh([(ms(s["started_at"]), ms(s["completed_at"]) - ms(s["started_at"]))],
-                   (y - 0.4, 0.8), color="#9ecae1")
-    inner = [x for x in detail["steps"] if x["parent_step_id"] == s["id"]]
-    calls = [c for c in detail["llm_calls"] if c["step_id"] == s["id"]]
-    for x in inner:
-        ax.broken_barh([(ms(x["started_at"]), ms(x["completed_at"]) - ms(x["started_at"]))],
-                       (y - 0.15, 0.3), color="#fdae6b")
-    for c in calls:
-        ax.broken_barh([(ms(c["started_at"]), ms(c["completed_at"]) - ms(c["started_at"]))],
-                       (y - 0.15, 0.3), color="#31a354")
-ax.set_yticks(range(len(lanes)), lanes)
-ax.invert_yaxis()
+from langgraph_pgstore.telemetry.trace import build_trace, timeline
+
+root = build_trace(detail["run"], detail["steps"], detail["llm_calls"])
+tl = timeline(root)
+colors = {"node": "#5b8def", "tool": "#f0a04b", "llm": "#3aa676", "error": "#d64545"}
+
+fig, ax = plt.subplots(figsize=(10, 1 + 0.45 * tl.rows))
+for bar in tl.bars:
+    span, width = bar.span, bar.end_ms - bar.start_ms
+    height = 0.8 if bar.depth == 0 else 0.5
+    color = colors["error" if span.failed else span.kind]
+    ax.broken_barh([(bar.start_ms, width)], (bar.row - height / 2, height), color=color)
+    # Names inside the bars: node, tool, or the model that answered.
+    ax.text(bar.start_ms + 2, bar.row, span.name, va="center", color="white",
+            fontsize=8 if bar.depth == 0 else 7)
+ax.set_yticks([lane.first_row for lane in tl.lanes], [lane.label for lane in tl.lanes])
+ax.set_ylim(tl.rows - 0.5, -0.5)
+ax.set_xlim(0, tl.total_ms * 1.15)
 ax.set_xlabel("ms since the run started")
-ax.set_title(f"run {run['id']!s:.8}: nodes (blue), tools (orange), LLM calls (green)")
+ax.set_title(f"run {run['id']!s:.8}: {root.llm_calls} LLM calls, ${root.cost_usd:.6f}")
+ax.legend(handles=[Patch(color=c, label=k if k != "llm" else "LLM call")
+                   for k, c in colors.items()], loc="lower right", fontsize=8)
+plt.tight_layout()
+plt.show()
+
+assert {b.span.name for b in tl.bars if b.depth == 0} == {"plan", "research", "write"}
+assert tl.lanes[0].label.startswith("plan") and root.llm_calls == 5
+assert root.cost_usd == sum(c["cost_usd"] for c in detail["llm_calls"])
+"""),
+        md("## Cost per model"),
+        code("""
+fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(by_model)))
+costs = [float(r["cost_usd"]) for r in by_model]
+bars = ax.barh([r["key"] for r in by_model], costs, color=colors["llm"])
+ax.bar_label(bars, labels=[f"${r['cost_usd']:.6f}  ({r['total_tokens']} tokens)" for r in by_model],
+             padding=3, fontsize=8)
+ax.margins(x=0.45)
+ax.set_xlabel("USD")
+ax.set_title("cost per model, this notebook's runs")
 plt.tight_layout()
 plt.show()
 """),

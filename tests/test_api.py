@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException
-from pgtest import TEMPLATE, url_for
+from pgtest import migrated_database
 from psycopg.types.json import Jsonb
 
 from langgraph_pgstore import AsyncDatabase
@@ -132,12 +132,8 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def api_db_url(server_url: str, template_url: str) -> Iterator[str]:
     """One seeded database for the module's read-only tests."""
-    name = f"t_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield url_for(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with migrated_database(server_url, "t_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -254,6 +254,39 @@ def test_embedded_start_status_stop(tmp_path: Path) -> None:
     assert status["running"] is False and status["initialized"] is True
 
 
+def _console(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("langgraph-pgstore")
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+CLIENT = "import langgraph_pgstore as l\nwith l.connect(migrate=False) as db: db.health()"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the embedded server needs 3.12+")
+def test_embedded_start_outlives_every_client(tmp_path: Path) -> None:
+    """A server from ``embedded start`` survives clients that attach and exit; ``stop`` ends
+    it. Without ``start``, the last client to exit stops the server it started."""
+    data_dir = str(tmp_path / "pg")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGSTORE_DATABASE_URL")}
+    env["PGSTORE_DATA_DIR"] = data_dir
+    try:
+        assert _console("embedded", "start", "--data-dir", data_dir).returncode == 0
+        for _ in range(2):  # two clients in turn, each the last one attached when it exits
+            client = subprocess.run([sys.executable, "-c", CLIENT], env=env, timeout=120)
+            assert client.returncode == 0
+            status = json.loads(_console("embedded", "status", "--json", env=env).stdout)
+            assert status["running"] is True and status["keep_running"] is True
+    finally:
+        assert "stopped" in _console("embedded", "stop", "--data-dir", data_dir).stdout
+    status = json.loads(_console("embedded", "status", "--json", env=env).stdout)
+    assert status["running"] is False and status["keep_running"] is False
+
+    client = subprocess.run([sys.executable, "-c", CLIENT], env=env, timeout=120)
+    assert client.returncode == 0
+    status = json.loads(_console("embedded", "status", "--json", env=env).stdout)
+    assert status["running"] is False  # its only client started it and stopped it
+
+
 # -- the installed entry point ------------------------------------------------------------
 
 
@@ -331,3 +364,28 @@ def test_stored_text_prints_literally(db_url: str) -> None:
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert "[/bold] x [red]y" in done.stdout, args
+
+
+def test_runs_show_tree_prints_stored_text_literally(db_url: str) -> None:
+    """``runs show ID --tree`` in the real process: spans nested in order, with figures."""
+    from test_ui import NASTY, record_runs
+
+    runs = record_runs(db_url)
+    exe = Path(sys.executable).with_name("langgraph-pgstore")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "langgraph_pgstore.cli"]
+    env = {**os.environ, "COLUMNS": "200"}
+    shown = subprocess.run(
+        [*cmd, "--url", db_url, "runs", "show", str(runs["bob"]), "--tree"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "support run" in line)
+    tree = lines[start:]
+    expected = ["support run", "agent node", "gpt-4o-mini llm (openai)", "explode node"]
+    found = [next(i for i, line in enumerate(tree) if e in line) for e in expected]
+    assert found == sorted(found)
+    assert tree[found[1]].startswith("├── ") and tree[found[2]].startswith("│   └── ")
+    assert "100 in / 20 out  $0.000027" in tree[found[2]]
+    assert "error" in tree[found[3]] and "100 in / 20 out" not in tree[found[3]]
+    assert shown.stdout.count(f"ValueError: {NASTY}") == 2  # the run's error and the node's

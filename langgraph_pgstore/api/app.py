@@ -7,7 +7,7 @@ from uuid import UUID
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, RedirectResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from ..errors import ConfigurationError
 
@@ -70,16 +70,20 @@ def create_router(
     db: AsyncDatabase | Callable[[], AsyncDatabase],
     *,
     auth: Callable[..., Any] | None = None,
+    ui: bool = False,
 ) -> APIRouter:
     """Routes for ``/health*``, ``/runs*`` and ``/sessions*`` over ``db``.
 
     ``db`` may be a callable returning the database, for hosts that open it in their
     lifespan (after the router is built). ``auth`` is a dependency returning the caller's
     user id (or raising ``HTTPException(401)``); health routes are never scoped.
+    ``ui=True`` adds the web UI under ``/ui/`` (see ``langgraph_pgstore.ui``), scoped by the
+    same ``auth``.
     """
     get_db: Callable[[], AsyncDatabase] = db if callable(db) else (lambda: db)
     router = APIRouter()
-    Caller = Annotated[str | None, Depends(auth or _anonymous)]
+    caller = Depends(auth or _anonymous)
+    Caller = Annotated[str | None, caller]
 
     async def call(op: Op[T]) -> T:
         try:
@@ -183,6 +187,10 @@ def create_router(
             queries.list_messages(session_id, limit=limit, cursor=cursor, user_id=user)
         )
 
+    if ui:
+        from ..ui.routes import ui_router
+
+        router.include_router(ui_router(call, caller))
     return router
 
 
@@ -195,8 +203,11 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(url: str | None = None, *, auth: Callable[..., Any] | None = None) -> FastAPI:
-    """The app ``langgraph-pgstore serve`` runs: the router over a database opened at startup.
+def create_app(
+    url: str | None = None, *, auth: Callable[..., Any] | None = None, ui: bool = True
+) -> FastAPI:
+    """The app ``langgraph-pgstore serve`` runs: the router over a database opened at startup,
+    with the web UI at ``/ui/`` (``/`` redirects there) unless ``ui=False``.
 
     The schema is not migrated here (run ``langgraph-pgstore migrate``); ``/health`` reports
     a schema that is behind.
@@ -214,5 +225,11 @@ def create_app(url: str | None = None, *, auth: Callable[..., Any] | None = None
         return state["db"]
 
     app = FastAPI(title="langgraph-pgstore", version=_version(), lifespan=lifespan)
-    app.include_router(create_router(get_db, auth=auth))
+    app.include_router(create_router(get_db, auth=auth, ui=ui))
+    if ui:
+
+        @app.get("/", include_in_schema=False)
+        async def home() -> RedirectResponse:
+            return RedirectResponse(app.url_path_for("pgstore_ui_runs"))
+
     return app

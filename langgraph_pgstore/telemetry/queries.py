@@ -10,7 +10,7 @@ an allowlist, never from the caller's string.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict, cast
 from uuid import UUID
@@ -35,6 +35,7 @@ from .records import (
 __all__ = [
     "FILTERS",
     "GroupBy",
+    "GroupStats",
     "RunDetail",
     "RunFilters",
     "RunPage",
@@ -43,6 +44,7 @@ __all__ = [
     "list_runs",
     "purge_runs_older_than",
     "run_stats",
+    "run_totals",
     "stats",
 ]
 
@@ -268,3 +270,21 @@ def purge_runs_older_than(days: float) -> Op[int]:
         raise InvalidInput(f"days must be a positive number, got {days!r}")
     rows = yield Query(DELETE_OLD_RUNS, (timedelta(days=days),))
     return len(rows)
+
+
+RUN_TOTALS = """
+SELECT run_id, count(*) AS llm_calls, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
+       sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS cost_unknown_calls
+  FROM llm_calls WHERE run_id = ANY(%s)
+ GROUP BY run_id
+"""
+
+
+def run_totals(run_ids: Sequence[UUID]) -> Op[dict[UUID, dict[str, Any]]]:
+    """LLM calls, tokens and cost of each of ``run_ids`` (the ids of a ``list_runs`` page) in
+    one query, not one per run; runs without LLM calls are absent from the result."""
+    if not run_ids:
+        return {}
+    rows = yield Query(RUN_TOTALS, (list(run_ids),))
+    return {r["run_id"]: dict(r) for r in rows}
