@@ -25,15 +25,7 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database, InvalidInput, NotFound
 from langgraph_pgstore.telemetry import TelemetryHandler, TelemetryWriter
-from langgraph_pgstore.telemetry.events import (
-    Event,
-    LlmEnd,
-    LlmStart,
-    RunEnd,
-    RunStart,
-    StepEnd,
-    StepStart,
-)
+from langgraph_pgstore.telemetry import events as ev
 
 
 class S(TypedDict):
@@ -81,16 +73,20 @@ def test_end_before_start_in_separate_batches(db: Database) -> None:
     try:
         # ends first, each in a batch of its own, then the starts
         writer.enqueue(
-            LlmEnd(cid, rid, "success", None, None, None, t, None, t + 0.5, "gpt-4o-mini", "openai")
+            ev.LlmEnd(
+                cid, rid, "success", None, None, None, t, None, t + 0.5, "gpt-4o-mini", "openai"
+            )
         )
-        writer.enqueue(StepEnd(sid, rid, "n", "success", {"x": 1}, None, None, t + 1))
-        writer.enqueue(RunEnd(rid, "success", {"done": True}, None, None, t + 2))
+        writer.enqueue(ev.StepEnd(sid, rid, "n", "success", {"x": 1}, None, None, t + 1))
+        writer.enqueue(ev.RunEnd(rid, "success", {"done": True}, None, None, t + 2))
         assert writer.flush(10)
-        writer.enqueue(RunStart(rid, "g", "th", {"user_id": "u"}, {"in": 1}, False, t))
+        writer.enqueue(ev.RunStart(rid, "g", "th", {"user_id": "u"}, {"in": 1}, False, t))
         writer.enqueue(
-            StepStart(sid, rid, None, "node", "n", 1, ("branch:to:n",), "n:abc", "abc", 1, None, t)
+            ev.StepStart(
+                sid, rid, None, "node", "n", 1, ("branch:to:n",), "n:abc", "abc", 1, None, t
+            )
         )
-        writer.enqueue(LlmStart(cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
+        writer.enqueue(ev.LlmStart(cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
         assert writer.flush(10)
     finally:
         writer.close()
@@ -114,16 +110,16 @@ def test_rejected_event_is_isolated_and_the_rest_written(
     writer = TelemetryWriter(db.url, db.settings.connect_kwargs())
     good, bad = uuid.uuid4(), uuid.uuid4()
     t = time.time()
-    writer.enqueue(RunStart(good, "g", None, {}, None, False, t))
+    writer.enqueue(ev.RunStart(good, "g", None, {}, None, False, t))
     for i in range(50):
         writer.enqueue(
-            StepStart(uuid.uuid4(), good, None, "node", f"n{i}", i, None, "", None, 1, None, t)
+            ev.StepStart(uuid.uuid4(), good, None, "node", f"n{i}", i, None, "", None, 1, None, t)
         )
-    writer.enqueue(RunEnd(bad, "bogus", None, None, None, t))  # not an allowed status
-    writer.enqueue(RunEnd(good, "success", None, None, None, t))
+    writer.enqueue(ev.RunEnd(bad, "bogus", None, None, None, t))  # not an allowed status
+    writer.enqueue(ev.RunEnd(good, "success", None, None, None, t))
     assert writer.flush(10)
     later = uuid.uuid4()
-    writer.enqueue(RunStart(later, "g", None, {}, None, False, t))
+    writer.enqueue(ev.RunStart(later, "g", None, {}, None, False, t))
     assert writer.flush(10)
     writer.close()
     assert writer.rejected_events == 1 and writer.lost_events == 0
@@ -227,7 +223,7 @@ def test_no_leak_over_10000_runs() -> None:
     10,000 real runs is in benchmarks/bench_telemetry.py."""
     events = [0]
 
-    def sink(event: Event) -> None:
+    def sink(event: ev.Event) -> None:
         events[0] += 1
 
     handler = TelemetryHandler(sink)

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from .._ops import Op, Query
 from ..errors import InvalidInput, NotFound
+from ..paging import parse_id
 from ..telemetry import queries as tq
 
 __all__ = [
@@ -93,14 +94,8 @@ LIMIT %s
 # -- helpers ------------------------------------------------------------------------------
 
 
-def parse_uuid(value: str | UUID, what: str = "id") -> UUID:
-    """``InvalidInput`` (HTTP 422, CLI exit 2) for anything that is not a UUID."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError as exc:
-        raise InvalidInput(f"{what} must be a UUID, got {value!r}") from exc
+parse_uuid = parse_id
+"""``InvalidInput`` (HTTP 422, CLI exit 2) for anything that is not a UUID (``paging``'s)."""
 
 
 def plain(value: Any) -> Any:

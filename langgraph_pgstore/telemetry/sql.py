@@ -153,23 +153,17 @@ UPSERT_LLM_CALLS = upsert_sql(
 )
 
 # Orphans take the run's terminal status (and its error when they have none of their own):
-# a cancelled LLM call never reports an end.
-CLOSE_ORPHAN_STEPS = """
-UPDATE steps s SET status = r.status, completed_at = r.completed_at,
-       error_type = COALESCE(s.error_type, r.error_type),
-       error_message = COALESCE(s.error_message, r.error_message)
+# a cancelled LLM call never reports an end. {table} is one of the two literals below.
+_CLOSE_ORPHANS = """
+UPDATE {table} o SET status = r.status, completed_at = r.completed_at,
+       error_type = COALESCE(o.error_type, r.error_type),
+       error_message = COALESCE(o.error_message, r.error_message)
   FROM runs r
- WHERE r.id = ANY(%s::uuid[]) AND s.run_id = r.id AND s.status = 'running'
+ WHERE r.id = ANY(%s::uuid[]) AND o.run_id = r.id AND o.status = 'running'
    AND r.status <> 'running'
 """
-CLOSE_ORPHAN_LLM_CALLS = """
-UPDATE llm_calls c SET status = r.status, completed_at = r.completed_at,
-       error_type = COALESCE(c.error_type, r.error_type),
-       error_message = COALESCE(c.error_message, r.error_message)
-  FROM runs r
- WHERE r.id = ANY(%s::uuid[]) AND c.run_id = r.id AND c.status = 'running'
-   AND r.status <> 'running'
-"""
+CLOSE_ORPHAN_STEPS = _CLOSE_ORPHANS.format(table="steps")
+CLOSE_ORPHAN_LLM_CALLS = _CLOSE_ORPHANS.format(table="llm_calls")
 
 
 def _plain(value: Any) -> str:

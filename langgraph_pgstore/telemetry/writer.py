@@ -220,6 +220,17 @@ class TelemetryWriter:
         """Start the thread now (it also starts on the first event): replays spill files."""
         self._start()
 
+    def replay(self, timeout: float = 30.0) -> int:
+        """Replay spill files of this database now (the thread also does on its first start);
+        waits up to ``timeout`` seconds and returns the number of rows replayed so far."""
+        self._replayed = False
+        self._start()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not self._replayed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.replayed_rows
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every event enqueued so far is written; False if ``timeout`` passed first."""
         target = self._enqueued
@@ -320,29 +331,27 @@ class TelemetryWriter:
         A transient error propagates (the caller retries the whole batch: upserts are
         idempotent, so halves already committed are written again harmlessly).
         """
-        try:
-            self._write(items)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            self._isolate(items, exc)
+        if self._write_or_split(items):
             ended = [i.run_id for i in items if isinstance(i, RunEnd)]
             ended += [i.row for i in items if type(i) is spill.SpilledRow and i.table == "ended"]
             if ended:  # halves may have closed their runs before the other half's starts
                 run(self._connection(), close_orphans(ended))
 
-    def _isolate(self, items: list[Item], exc: BaseException) -> None:
-        if len(items) == 1:
-            self._reject(items[0], exc)
-            return
+    def _write_or_split(self, items: list[Item]) -> bool:
+        """True when the batch had to be split (something in it was rejected)."""
+        try:
+            self._write(items)
+            return False
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(items) == 1:
+                self._reject(items[0], exc)
+                return True
         mid = len(items) // 2
-        for half in (items[:mid], items[mid:]):
-            try:
-                self._write(half)
-            except Exception as sub:
-                if is_transient(sub):
-                    raise
-                self._isolate(half, sub)
+        self._write_or_split(items[:mid])
+        self._write_or_split(items[mid:])
+        return True
 
     def _reject(self, item: Item, exc: BaseException) -> None:
         self.rejected_events += 1

@@ -34,14 +34,7 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database
 from langgraph_pgstore.migrate import migrate
-from langgraph_pgstore.telemetry.events import (
-    LlmEnd,
-    LlmStart,
-    RunEnd,
-    RunStart,
-    StepEnd,
-    StepStart,
-)
+from langgraph_pgstore.telemetry import events as ev
 
 
 class S(TypedDict):
@@ -177,11 +170,11 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
     now = time.time()
     for _ in range(n_runs):
         rid = uuid.uuid4()
-        w.enqueue(RunStart(rid, "bench", "t", {"user_id": "u"}, None, False, now))
+        w.enqueue(ev.RunStart(rid, "bench", "t", {"user_id": "u"}, None, False, now))
         for step in range(4):
             sid, cid = uuid.uuid4(), uuid.uuid4()
             w.enqueue(
-                StepStart(
+                ev.StepStart(
                     sid,
                     rid,
                     None,
@@ -196,14 +189,14 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
                     now,
                 )
             )
-            w.enqueue(LlmStart(cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
+            w.enqueue(ev.LlmStart(cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
             w.enqueue(
-                LlmEnd(
+                ev.LlmEnd(
                     cid, rid, "success", result, None, None, now, None, now, "gpt-4o-mini", "openai"
                 )
             )
-            w.enqueue(StepEnd(sid, rid, f"n{step}", "success", None, None, None, now))
-        w.enqueue(RunEnd(rid, "success", None, None, None, now))
+            w.enqueue(ev.StepEnd(sid, rid, f"n{step}", "success", None, None, None, now))
+        w.enqueue(ev.RunEnd(rid, "success", None, None, None, now))
         events += 18
     assert db.telemetry.flush(600)
     return events, events / (time.perf_counter() - t0)

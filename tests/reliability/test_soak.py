@@ -212,12 +212,8 @@ def test_fault_soak(dedicated: Any, dedicated_db: str, tmp_path: Path) -> None:
     dedicated.start()
     with Database.connect(dedicated_db, max_size=2) as db2:
         db2.telemetry.writer.spill_dir = spill_dir
-        db2.telemetry.writer.start()
-        deadline = time.monotonic() + 30
-        while db2.telemetry.writer.replayed_rows == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        replayed = db2.telemetry.writer.replay(30)
         assert db2.telemetry.flush(30)
-        replayed = db2.telemetry.status().replayed_rows
         for rid in tail_runs:
             assert db2.telemetry.get_run(rid)["run"]["status"] == "success"
     deadlocks = [e for e in soak.graph_errors + soak.store_errors if _is_deadlock(e)]
