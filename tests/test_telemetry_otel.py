@@ -175,3 +175,22 @@ def test_graphs_without_otel_export_nothing(
     }
     assert len(runs) == 1
     assert len(db.telemetry.list_runs()["items"]) == 2
+
+
+def test_runs_whose_end_was_lost_do_not_pile_up(
+    monkeypatch: pytest.MonkeyPatch, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    from langgraph_pgstore.telemetry import otel
+    from langgraph_pgstore.telemetry.events import RunStart
+
+    provider, exporter = spans
+    monkeypatch.setattr(otel, "MAX_OPEN_RUNS", 3)
+    exp = otel.SpanExporter()
+    tracer = exp.tracer(provider)
+    for _ in range(5):  # starts only: their ends were lost
+        exp.on_event(RunStart(uuid.uuid4(), "g", None, {}, None, False, 1.0, (tracer, None)))
+    assert exp.open_runs == 3
+    ended = exporter.get_finished_spans()
+    assert len(ended) == 2 and all(
+        (s.attributes or {})["pgstore.status"] == "unknown" for s in ended
+    )

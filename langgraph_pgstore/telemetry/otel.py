@@ -28,6 +28,9 @@ __all__ = ["SpanExporter", "current_context"]
 log = logging.getLogger(__name__)
 
 SCOPE = "langgraph_pgstore"
+#: Runs whose end never reached the exporter (events lost to a full buffer) are ended and
+#: forgotten, oldest first, beyond this many open runs.
+MAX_OPEN_RUNS = 10_000
 
 
 def _ns(t: float) -> int:
@@ -124,6 +127,11 @@ class SpanExporter:
             "pgstore.run_id": str(ev.run_id),
             "pgstore.trace_id": _str(md.get("trace_id")),
         }
+        while len(self._runs) >= MAX_OPEN_RUNS:
+            stale = self._runs.pop(next(iter(self._runs)))
+            for span in (*stale.spans.values(), stale.root):
+                span.set_attribute("pgstore.status", "unknown")
+                span.end()
         name = f"invoke_workflow {ev.graph_name}" if ev.graph_name else "invoke_workflow"
         root = tracer.start_span(
             name, context=parent_ctx, start_time=_ns(ev.at), attributes=_clean(attrs)
