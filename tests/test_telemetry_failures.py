@@ -186,6 +186,7 @@ def test_exit_with_server_down_spills_and_next_start_replays(
     ids = [uuid.UUID(x) for x in out.stdout.split()]
     files = list(spill_dir.glob("*.jsonl"))
     assert len(files) == 1, out.stderr
+    assert files[0].stat().st_mode & 0o077 == 0  # readable by the owner only
     assert "spilled to" in out.stderr and "replayed on the next start" in out.stderr
     # next start: the spill is replayed into the same database
     with Database.connect(db_url, migrate=False) as db:

@@ -83,11 +83,12 @@ def _dec(value: Any) -> Any:
 
 def write(directory: Path, key: str, rows: Rows) -> tuple[Path, int]:
     """Write ``rows`` to a new spill file; returns its path and the number of rows."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{key}.{os.getpid()}.{time.time_ns()}.jsonl"
     tmp = directory / (name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # rows may hold user data
+    with open(fd, "w", encoding="utf-8") as fh:
         for table, data in (("runs", rows.runs), ("steps", rows.steps), ("calls", rows.calls)):
             for row in data.values():
                 fh.write(json.dumps([table, {k: _enc(v) for k, v in row.items()}]) + "\n")
