@@ -309,3 +309,23 @@ def test_capture_none_records_nothing_and_bad_level_is_refused(db: Database) -> 
     assert db.telemetry.list_runs()["items"] == []
     with pytest.raises(InvalidInput, match="capture must be one of"):
         db.telemetry.instrument(_private_graph(), capture="everything")  # type: ignore[arg-type]
+
+
+async def test_aflush_times_out_while_the_server_refuses(
+    adb: Any, server_url: str, tmp_path: Path
+) -> None:
+    """Both hubs' flush takes a timeout (the async one waits in a worker thread)."""
+    tel = adb.telemetry
+    tel.writer.spill_dir = tmp_path
+    graph = tel.instrument(one_node())
+    dbname = conninfo_to_dict(adb.url)["dbname"]
+    _set_connections(server_url, dbname, allow=False)
+    try:
+        await graph.ainvoke({"x": []})
+        t0 = time.monotonic()
+        assert await tel.aflush(0.3) is False
+        assert time.monotonic() - t0 < 2
+    finally:
+        _set_connections(server_url, dbname, allow=True)
+    assert await tel.aflush(30)
+    assert len((await tel.alist_runs())["items"]) == 1
