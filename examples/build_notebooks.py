@@ -444,8 +444,8 @@ import langgraph_pgstore
 from langgraph_pgstore.conversations import ChainAnalysis
 
 db = langgraph_pgstore.Database.open()  # DATABASE_URL, or the embedded server
-if earlier := db.conversations.find_user(external_id="sam"):  # start clean when run again
-    db.conversations.purge_user(earlier)
+if db.conversations.find_user("sam"):  # start clean when run again
+    db.purge_user("sam")
 interviewer, analyst = Interviewer(), Analyst(model_name="gpt-4o")
 
 
@@ -498,7 +498,7 @@ assert reply.startswith("Thank you. Here is your chain analysis")
         code("""
 conv = db.conversations
 session = conv.get_session_by_thread("sam-2026-11-23")
-user = conv.get_user(session.user_id)
+user = conv.get_user(session.owner_id)  # the thread's owner: the run's user_id
 print("user:", user.external_id, "| session:", session.id, session.status)
 
 messages = conv.list_messages(session.id)
@@ -576,14 +576,18 @@ assert "sleep" in top.message.content.lower()
 ## Resume later, archive, and forget the user (GDPR)
 
 The thread can be continued any time (the checkpointer has it); when the work is done the
-session is archived. `purge_user` deletes everything about a user from every table,
-checkpoints included, and returns the counts.
+session is archived. Every row written for the run carries its owner (`owner_id` = the
+`user_id` of the run), so `export_user` returns everything held about the user (the right of
+access) and `purge_user` deletes exactly that, checkpoints included, and returns the counts.
 """),
         code("""
 conv.archive_session(session.id)
 print([s.status for s in conv.list_sessions(user).items])
 
-counts = conv.purge_user(user)
+export = db.export_user("sam")
+print({table: len(rows) for table, rows in export["tables"].items() if rows})
+
+counts = db.purge_user("sam")
 print(counts)
 assert counts["sessions"] == 1 and counts["messages"] == 12
 assert graph.get_state(config).values == {}  # the checkpoints are gone too

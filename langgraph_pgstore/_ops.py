@@ -13,6 +13,9 @@ rows back, then returns its result::
 transaction, so a multi-statement operation is all-or-nothing. This is the same shape as
 langgraph-checkpoint-postgres's ``_Statements`` (used by its ``prune``), so the sync and
 async classes stay one-line wrappers and nothing but the ``await`` is written twice.
+
+When a tenant is in effect (see :mod:`.tenancy`), the runners start the transaction with
+``set_config('pgstore.tenant', ..., true)``; with none, they send nothing more.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from psycopg import AsyncConnection, Connection, sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from . import tenancy
 from .errors import PgStoreError, translate_error
 
 __all__ = [
@@ -112,11 +116,25 @@ def _step(op: Op[T], rows: list[DictRow] | None) -> tuple[Query | None, T | None
         return None, stop.value
 
 
+def _tenant(conn: Conn | AConn, transaction: bool) -> str | None:
+    """The tenant to set: none when a caller's connection runs in the caller's transaction."""
+    if not transaction and not isinstance(conn, ConnectionPool | AsyncConnectionPool):
+        return None
+    return tenancy.tenant_for(conn)
+
+
 def run(conn: Conn, op: Op[T], *, transaction: bool = True, timeout: float | None = None) -> T:
-    """Drive ``op`` on a sync connection or pool, in one transaction by default."""
+    """Drive ``op`` on a sync connection or pool, in one transaction by default.
+
+    ``transaction=False`` runs in the caller's transaction (a connection) or in autocommit (a
+    pool; with a tenant in effect, still one transaction: the setting lives only there).
+    """
+    tenant = _tenant(conn, transaction)
     with connection(conn, timeout) as c:
-        tx = c.transaction() if transaction else _null()
+        tx = c.transaction() if transaction or tenant is not None else _null()
         with tx, c.cursor(row_factory=dict_row) as cur:
+            if tenant is not None:
+                cur.execute(tenancy.SET_TENANT_SQL, (tenant,))
             query, result = _step(op, None)
             while query is not None:
                 if query.many is not None:
@@ -133,9 +151,12 @@ async def arun(
     conn: AConn, op: Op[T], *, transaction: bool = True, timeout: float | None = None
 ) -> T:
     """Drive ``op`` on an async connection or pool, in one transaction by default."""
+    tenant = _tenant(conn, transaction)
     async with aconnection(conn, timeout) as c:
-        tx = c.transaction() if transaction else _anull()
+        tx = c.transaction() if transaction or tenant is not None else _anull()
         async with tx, c.cursor(row_factory=dict_row) as cur:
+            if tenant is not None:
+                await cur.execute(tenancy.SET_TENANT_SQL, (tenant,))
             query, result = _step(op, None)
             while query is not None:
                 if query.many is not None:

@@ -1,5 +1,5 @@
-"""The ``langgraph-pgstore`` command: migrate, doctor, runs, sessions, purge-user, sweep,
-embedded, serve.
+"""The ``langgraph-pgstore`` command: migrate, doctor, tenancy, runs, sessions, purge-user,
+export-user, sweep, embedded, serve.
 
 Human output by default, ``--json`` for scripts. Exit codes: 0 success, 1 unhealthy
 (``doctor``), 2 a clear error (bad input, unknown id, server unreachable). Errors go to
@@ -34,6 +34,7 @@ from .database import Database
 from .errors import DatabaseUnavailable, PgStoreError
 from .health import HealthReport
 from .telemetry.trace import Span, build_trace
+from .tenancy import require_admin
 
 __all__ = ["app", "main"]
 
@@ -207,6 +208,9 @@ def _report_table(report: HealthReport) -> Table:
     table.add_row("latency ms", _fmt(report.latency_ms))
     table.add_row("revision", f"{_fmt(report.revision)} (head {report.head})")
     table.add_row("checkpoint version", _fmt(report.checkpoint_version))
+    table.add_row("tenancy", _fmt(report.tenancy))
+    admin = " (admin: bypasses row-level security)" if report.admin else ""
+    table.add_row("role", _fmt(report.user) + admin)
     for name, ext in sorted(report.extensions.items()):
         table.add_row(f"extension {name}", _fmt(ext.get("installed")) + " installed")
     if report.pool:
@@ -233,6 +237,26 @@ def doctor(json_out: JsonOpt = False) -> None:
         out.print(_report_table(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def tenancy(
+    action: Annotated[str, typer.Argument(help="on, off or status.")] = "status",
+    json_out: JsonOpt = False,
+) -> None:
+    """Row-level security on every owned table: on (each tenant sees only its rows; a
+    connection acting for no tenant only shared ones), off, or show the status."""
+    if action not in ("on", "off", "status"):
+        raise _fail(f"expected on, off or status, not {action!r}")
+    with _db() as db:
+        state = db.tenancy_state() if action == "status" else db.set_tenancy(action == "on")
+        role, admin = db.role, db.bypasses_rls
+    if json_out:
+        _print_json({"tenancy": state, "role": role, "admin": admin})
+    else:
+        note = " (admin: bypasses row-level security)" if admin else ""
+        out.print(f"tenancy {state}; role {role}{note}", highlight=False)
 
 
 # -- embedded -----------------------------------------------------------------------------
@@ -455,7 +479,7 @@ def sessions_list(
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
     status: Annotated[str | None, typer.Option(help="active or archived.")] = None,
-    user: Annotated[str | None, typer.Option(help="User id or external id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Owner (external user id).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sessions, most recently updated first."""
@@ -493,25 +517,46 @@ def sessions_show(
         out.print(f"more: --cursor {nxt}", highlight=False, soft_wrap=True)
 
 
-# -- purge-user, sweep --------------------------------------------------------------------
+# -- purge-user, export-user, sweep (maintenance: the admin path) --------------------------
 
 
 @app.command("purge-user")
 @cli_errors
 def purge_user(
-    user: Annotated[str, typer.Argument(help="User id or external id.")],
+    user: Annotated[str, typer.Argument(help="The user's external id (their user_id).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete a user with their sessions, messages, checkpoints, memories and runs (erasure)."""
-    if not yes and not typer.confirm(f"Delete every row of user {user!r}?"):
+    """Delete every row the user owns: sessions, messages, checkpoints, memories, runs
+    (erasure). Admin path: a role that bypasses row-level security, or tenancy off."""
+    if not yes and not typer.confirm(f"Delete every row owned by user {user!r}?"):
         raise typer.Exit(1)
     with _db() as db, err.status("purging…"):
-        counts = db.conversations.purge_user(user)
+        counts = db.purge_user(user)
     if json_out:
         _print_json(counts)
     else:
         out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + " deleted")
+
+
+@app.command("export-user")
+@cli_errors
+def export_user(
+    user: Annotated[str, typer.Argument(help="The user's external id (their user_id).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Everything held about a user as JSON, checkpoints decoded (the right of access).
+    Admin path: a role that bypasses row-level security, or tenancy off."""
+    with _db() as db:
+        data = db.export_user(user)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {output}", highlight=False)
 
 
 @app.command()
@@ -523,9 +568,11 @@ def sweep(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Delete expired memory items (TTL) and, with --runs-older-than, old runs."""
+    """Delete expired memory items (TTL) and, with --runs-older-than, old runs. Admin path:
+    a role that bypasses row-level security, or tenancy off."""
     result: dict[str, int] = {}
     with _db() as db, err.status("sweeping…"):
+        run(db.pool, require_admin("sweep"))
         result["memory_items"] = _sweep_memory(db)
         if runs_older_than is not None:
             op = queries.purge_runs_older_than(runs_older_than)

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidInput
+from .tenancy import validate_id
 
 __all__ = ["PoolOptions", "Settings", "redact_dsn"]
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_TENANT_RE = re.compile(r"^[A-Za-z0-9_@.:+-]{1,200}$")
 
 
 class PoolOptions(TypedDict, total=False):
@@ -45,8 +45,9 @@ class PoolOptions(TypedDict, total=False):
     check_connection: bool
     """Check a connection before handing it out (``PGSTORE_CHECK_CONNECTION``, default true)."""
     tenant: str | None
-    """Scope every connection to one user: row-level security then hides other users' rows
-    (``PGSTORE_TENANT``; the application role must not own the tables)."""
+    """Act for one user (an external user id) by default: with tenancy on, row-level
+    security then hides other users' rows (``PGSTORE_TENANT``; the role must not bypass
+    row-level security). A per-request ``db.tenant(...)`` scope overrides it."""
 
 
 def _env_bool(value: str) -> bool:
@@ -140,10 +141,11 @@ class Settings:
                 f"pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1 "
                 f"(got {self.min_size}, {self.max_size})"
             )
-        if self.tenant is not None and not _TENANT_RE.match(self.tenant):
-            raise ConfigurationError(
-                "tenant must be 1-200 characters of letters, digits and _ @ . : + -"
-            )
+        if self.tenant is not None:
+            try:
+                validate_id(self.tenant, "tenant")
+            except InvalidInput as exc:
+                raise ConfigurationError(str(exc)) from exc
         if self.prepare_threshold is not None and self.prepare_threshold < 0:
             raise ConfigurationError("prepare_threshold must be >= 0 or None")
 
@@ -157,13 +159,9 @@ class Settings:
             "prepare_threshold": self.prepare_threshold,
             "connect_timeout": max(1, int(self.connect_timeout)),
         }
-        options = []
         if self.schema != "public":  # quoted: an unquoted AppData would fold to appdata
-            options.append(f'-c search_path="{self.schema}",public')
-        if self.tenant is not None:
-            options.append(f"-c pgstore.user_id={self.tenant}")  # validated: no spaces
-        if options:
-            kwargs["options"] = " ".join(options)
+            kwargs["options"] = f'-c search_path="{self.schema}",public'
+        # The tenant is no connection option: it is set inside each transaction (tenancy.py).
         return kwargs
 
 

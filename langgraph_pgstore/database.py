@@ -17,7 +17,8 @@ from typing import Any, Unpack
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ._ops import arun, run
+from . import ownership, tenancy
+from ._ops import aconnection, arun, connection, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
 from .config import PoolOptions, Settings, redact_dsn
 from .connection import Endpoint
@@ -38,7 +39,10 @@ HEALTH_TIMEOUT = 5.0
 
 
 class _Common:
-    """What the sync and async hubs share: the endpoint (settings, URL, embedded server)."""
+    """What the sync and async hubs share: the endpoint (settings, URL, embedded server),
+    and the tenant scopes."""
+
+    pool: Any
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -54,6 +58,37 @@ class _Common:
     @property
     def server(self) -> EmbeddedServer | None:
         return self.endpoint.server
+
+    def _bind(self, role: dict[str, Any]) -> None:
+        """Remember the pool's role and default tenant (what every transaction consults);
+        refuse a default tenant on a role that bypasses row-level security."""
+        bound = tenancy.Binding(self.settings.tenant, role["role"], bool(role["bypass"]))
+        tenancy.bind(self.pool, bound)
+        if bound.default is not None:
+            tenancy.tenant_scope(bound.default, bound)  # raises PermissionDenied if bypass
+
+    @property
+    def role(self) -> str | None:
+        """The database role the pool connects as."""
+        bound = tenancy.binding(self.pool)
+        return bound.role if bound is not None else None
+
+    @property
+    def bypasses_rls(self) -> bool:
+        """The role sees every row (superuser, BYPASSRLS, owner of the tables): the admin path."""
+        bound = tenancy.binding(self.pool)
+        return bound is not None and bound.bypass
+
+    def tenant(self, tenant: str) -> tenancy.Scope:
+        """``with db.tenant("alice"):`` (or ``async with``): every transaction of the block
+        acts for ``alice``, whatever the default. For a host, per request, after its own
+        authentication; never from graph metadata. Refused on a role that bypasses RLS."""
+        return tenancy.tenant_scope(tenant, tenancy.binding(self.pool))
+
+    def on_behalf_of(self, user: str) -> tenancy.Scope:
+        """``with db.on_behalf_of("alice"):``: rows written in the block that have no other
+        owner (no tenant, outside a graph run) belong to ``alice``. Attribution only."""
+        return tenancy.on_behalf_of_scope(user)
 
     @property
     def redacted_url(self) -> str:
@@ -113,6 +148,7 @@ class Database(_Common):
             pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 db.migrate(only_if_needed=True)
+            db._bind(run(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             pool.close()
             raise endpoint.unavailable(exc) from exc
@@ -134,6 +170,16 @@ class Database(_Common):
             db.close()
 
     from_conn_string = connect
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside one transaction that acts for the tenant in effect:
+        for the host's own SQL over our tables (row-level security applies as to ours)."""
+        tenant = tenancy.tenant_for(self.pool)
+        with connection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
 
     def close(self) -> None:
         if "telemetry" in self.__dict__:
@@ -176,7 +222,28 @@ class Database(_Common):
             report = run(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        return _migrate(endpoint=self.endpoint)
+        revision = _migrate(endpoint=self.endpoint)
+        if tenancy.binding(self.pool) is not None:  # the role may now own the tables
+            self._bind(run(self.pool, tenancy.role_op()))
+        return revision
+
+    def tenancy_state(self) -> tenancy.TenancyState:
+        """``on`` (row-level security enforces owners), ``off``, ``partial`` or ``absent``."""
+        return run(self.pool, tenancy.status_op())
+
+    def set_tenancy(self, on: bool) -> tenancy.TenancyState:
+        """Switch row-level security on or off for every owned table (the tables' owner
+        only); returns the new state."""
+        return run(self.pool, tenancy.switch_op(on))
+
+    def purge_user(self, external_id: str) -> dict[str, int]:
+        """Delete everything the user owns, everywhere; rows deleted per table (admin path)."""
+        return self.conversations.purge_user(external_id)
+
+    def export_user(self, external_id: str) -> dict[str, Any]:
+        """Everything held about the user as JSON-ready data, checkpoint blobs decoded with
+        the checkpointer's serializer (the right of access; admin path)."""
+        return run(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     def health(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""
@@ -209,6 +276,7 @@ class AsyncDatabase(_Common):
             await pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
             if migrate:
                 await db.amigrate(only_if_needed=True)
+            db._bind(await arun(pool, tenancy.role_op()))
         except PoolTimeout as exc:
             await pool.close()
             raise endpoint.unavailable(exc) from exc
@@ -230,6 +298,15 @@ class AsyncDatabase(_Common):
             await db.aclose()
 
     from_conn_string = connect
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Async twin of :meth:`Database.transaction`."""
+        tenant = tenancy.tenant_for(self.pool)
+        async with aconnection(self.pool) as conn, conn.transaction():
+            if tenant is not None:
+                await conn.execute(tenancy.SET_TENANT_SQL, (tenant,))
+            yield conn
 
     async def aclose(self) -> None:
         if "telemetry" in self.__dict__:
@@ -272,7 +349,22 @@ class AsyncDatabase(_Common):
             report = await arun(self.pool, probe(self.redacted_url))
             if is_current(report):
                 return report.head
-        return await asyncio.to_thread(lambda: _migrate(endpoint=self.endpoint))
+        revision = await asyncio.to_thread(lambda: _migrate(endpoint=self.endpoint))
+        if tenancy.binding(self.pool) is not None:
+            self._bind(await arun(self.pool, tenancy.role_op()))
+        return revision
+
+    async def atenancy_state(self) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.status_op())
+
+    async def aset_tenancy(self, on: bool) -> tenancy.TenancyState:
+        return await arun(self.pool, tenancy.switch_op(on))
+
+    async def apurge_user(self, external_id: str) -> dict[str, int]:
+        return await self.conversations.purge_user(external_id)
+
+    async def aexport_user(self, external_id: str) -> dict[str, Any]:
+        return await arun(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
 
     async def ahealth(self) -> HealthReport:
         """Never raises for an unreachable server: the report says so (``ok=False``)."""

@@ -1,4 +1,4 @@
-"""Health checks: connectivity, server version, extensions, migration revision, pool figures."""
+"""Health checks: connectivity, server version, extensions, migration revision, tenancy, pool."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from langgraph.checkpoint.postgres.base import MIGRATIONS as CHECKPOINT_MIGRATIO
 
 from ._ops import Op, Query
 from .migrate import current_revision, head_revision
+from .tenancy import role_op, status_op
 
 __all__ = ["HealthReport", "probe"]
 
@@ -47,6 +48,10 @@ class HealthReport:
     revision: str | None = None
     head: str = field(default_factory=head_revision)
     checkpoint_version: int | None = None
+    tenancy: str | None = None
+    """``on`` (row-level security enforces owners), ``off``, ``partial`` or ``absent``."""
+    admin: bool | None = None
+    """The role bypasses row-level security (superuser, BYPASSRLS, owner): sees every row."""
     pool: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -74,6 +79,8 @@ def probe(url: str) -> Op[HealthReport]:
     revision = yield from current_revision()
     present = yield Query("SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS p")
     cp = (yield Query(CHECKPOINT_VERSION_SQL)) if present[0]["p"] else [{"v": -1}]
+    tenancy = yield from status_op()
+    role = yield from role_op()
     report = HealthReport(
         ok=True,
         url=url,
@@ -88,6 +95,8 @@ def probe(url: str) -> Op[HealthReport]:
         },
         revision=revision,
         checkpoint_version=cp[0]["v"],
+        tenancy=tenancy,
+        admin=bool(role["bypass"]),
     )
     if not report.migrated:
         report.problems.append(
@@ -96,10 +105,18 @@ def probe(url: str) -> Op[HealthReport]:
         )
     if report.checkpoint_version != _checkpoint_head():
         report.problems.append("checkpoint tables are not set up: run `langgraph-pgstore migrate`")
+    if tenancy == "partial":
+        report.problems.append(
+            "row-level security is on for some tables only: run `langgraph-pgstore tenancy on`"
+            " (or off)"
+        )
     if "vector" not in report.extensions or not report.extensions["vector"]["installed"]:
         report.problems.append("pgvector is not installed: vector search is unavailable (degraded)")
     # Missing pgvector degrades features but the database still serves checkpoints.
-    report.ok = report.migrated and report.checkpoint_version == _checkpoint_head()
+    # ... but tables left outside row-level security while others are in it fail open.
+    report.ok = (
+        report.migrated and report.checkpoint_version == _checkpoint_head() and tenancy != "partial"
+    )
     return report
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgtest import TEMPLATE, url_for
+from pgtest import TEMPLATE, app_role, url_for
 
 from langgraph_pgstore import AsyncDatabase, Database
 from langgraph_pgstore.migrate import migrate
@@ -67,6 +67,13 @@ def db_url(server_url: str, template_url: str) -> Iterator[str]:
     yield url_for(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def app_url(db_url: str) -> Iterator[str]:
+    """URL of an application role on ``db_url`` (DML grants only: row-level security binds it)."""
+    with app_role(db_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -39,15 +39,15 @@ def seed_rows(url: str) -> dict[str, Any]:
         for name, n_msgs in (("alice", 5), ("bob", 1)):
             sid = uuid.uuid4()
             conn.execute(
-                "INSERT INTO sessions (id, thread_id, user_id, title, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (sid, f"t-{name}", users[name], f"{name}'s chat", NOW),
+                "INSERT INTO sessions (id, thread_id, user_id, owner_id, title, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (sid, f"t-{name}", users[name], name, f"{name}'s chat", NOW),
             )
             for i in range(n_msgs):
                 conn.execute(
-                    "INSERT INTO messages (session_id, position, role, content) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (sid, i, "user" if i % 2 == 0 else "assistant", f"{name} message {i}"),
+                    "INSERT INTO messages (session_id, position, role, content, owner_id) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (sid, i, "user" if i % 2 == 0 else "assistant", f"{name} message {i}", name),
                 )
             ids["sessions"][name] = sid
         # alice: 4 runs (one failed, one 10 days old), bob: 1 run.
@@ -61,11 +61,11 @@ def seed_rows(url: str) -> dict[str, Any]:
         for key, user, status, started in specs:
             rid = uuid.uuid4()
             conn.execute(
-                "INSERT INTO runs (id, graph_name, thread_id, user_id, status, error_type, "
-                "error_message, metadata, started_at, completed_at) "
-                "VALUES (%s, 'chat', %s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO runs (id, graph_name, thread_id, user_id, owner_id, status, "
+                "error_type, error_message, metadata, started_at, completed_at) "
+                "VALUES (%s, 'chat', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
-                    rid, f"t-{user}", user, status,
+                    rid, f"t-{user}", user, user, status,
                     "ValueError" if status == "error" else None,
                     "boom" if status == "error" else None,
                     Jsonb({"k": key}), started, started + timedelta(seconds=2),
@@ -80,7 +80,7 @@ def seed_rows(url: str) -> dict[str, Any]:
             started = NOW - timedelta(minutes=3) + timedelta(milliseconds=100 * n)
             conn.execute(
                 "INSERT INTO steps (id, run_id, node_name, step_number, status, started_at, "
-                "completed_at) VALUES (%s, %s, %s, %s, 'success', %s, %s)",
+                "completed_at, owner_id) VALUES (%s, %s, %s, %s, 'success', %s, %s, 'alice')",
                 (sid, run, node, n + 1, started, started + timedelta(milliseconds=50)),
             )
         for n, (model, tin, tout, cost) in enumerate(
@@ -89,7 +89,8 @@ def seed_rows(url: str) -> dict[str, Any]:
             conn.execute(
                 "INSERT INTO llm_calls (id, run_id, step_id, provider_name, request_model, "
                 "input_tokens, output_tokens, total_tokens, cost_usd, latency_ms, status, "
-                "started_at) VALUES (%s, %s, %s, 'openai', %s, %s, %s, %s, %s, %s, 'success', %s)",
+                "started_at, owner_id) "
+                "VALUES (%s, %s, %s, 'openai', %s, %s, %s, %s, %s, %s, 'success', %s, 'alice')",
                 (
                     uuid.uuid4(), run, step_ids[2 * n], model, tin, tout, tin + tout, cost,
                     100.0 * (n + 1), NOW - timedelta(minutes=3) + timedelta(milliseconds=10 + n),
@@ -154,7 +155,9 @@ async def header_user(x_user: str | None = Header(default=None)) -> str:
     return x_user
 
 
-def host_app(url: str, auth: Callable[..., Any] | None = header_user) -> FastAPI:
+def host_app(
+    url: str, auth: Callable[..., Any] | None = header_user, *, ui: bool = False
+) -> FastAPI:
     """A host application that opens the database itself and mounts our router."""
     from contextlib import asynccontextmanager
 
@@ -167,7 +170,7 @@ def host_app(url: str, auth: Callable[..., Any] | None = header_user) -> FastAPI
             yield
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(create_router(lambda: holder["db"], auth=auth), prefix="/pgstore")
+    app.include_router(create_router(lambda: holder["db"], auth=auth, ui=ui), prefix="/pgstore")
     app.state.holder = holder
     return app
 
@@ -366,9 +369,10 @@ def test_auth_scopes_everything_to_the_caller(host: httpx.Client, seeded: dict[s
     assert host.get(f"/pgstore/sessions/{bob_session}", headers=alice).status_code == 404
     r = host.get(f"/pgstore/sessions/{bob_session}/messages", headers=alice)
     assert r.status_code == 404
-    # The internal user id works as well as the external one.
+    # Users are their external ids: bob's internal UUID names nobody.
     by_uuid = {"X-User": str(seeded["users"]["bob"])}
-    assert host.get(f"/pgstore/sessions/{bob_session}", headers=by_uuid).status_code == 200
+    assert host.get(f"/pgstore/sessions/{bob_session}", headers=by_uuid).status_code == 404
+    assert host.get("/pgstore/sessions", headers=by_uuid).json()["items"] == []
     # Health is never scoped (probes carry no credentials).
     assert host.get("/pgstore/health/liveness").status_code == 200
 

@@ -56,6 +56,7 @@ def test_migrate_then_doctor(fresh_db_url: str) -> None:
 def test_doctor_json_figures(db_url: str) -> None:
     report = as_json(cli("--url", db_url, "doctor", "--json"))
     assert report["ok"] is True and report["migrated"] is True
+    assert report["tenancy"] == "on" and report["admin"] is True  # the owner: admin path
     assert report["pool"]["pool_max"] >= 1
     assert report["server_version"]
 

@@ -1,9 +1,11 @@
-"""langgraph-checkpoint-conformance against our async checkpointer on a fresh migrated database."""
+"""langgraph-checkpoint-conformance against our async checkpointer on a fresh migrated database:
+as the owner, and as an application role acting for a tenant (row-level security on)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import EXTENDED_CAPABILITIES
 from langgraph.checkpoint.conformance.report import ProgressCallbacks
@@ -15,8 +17,10 @@ from langgraph_pgstore.checkpoint import AsyncPgCheckpointer
 IMPLEMENTED = {"copy_thread", "delete_for_runs", "prune"}
 
 
-async def test_conformance_base_and_extended(db_url: str) -> None:
-    async with AsyncDatabase.connect(db_url, max_size=4) as adb:
+@pytest.mark.parametrize("as_tenant", [False, True], ids=["owner", "tenant"])
+async def test_conformance_base_and_extended(db_url: str, app_url: str, as_tenant: bool) -> None:
+    url, tenant = (app_url, "conformance") if as_tenant else (db_url, None)
+    async with AsyncDatabase.connect(url, max_size=4, tenant=tenant) as adb:
 
         @checkpointer_test(name="AsyncPgCheckpointer")
         async def ours() -> AsyncIterator[AsyncPgCheckpointer]:

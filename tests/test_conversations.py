@@ -55,26 +55,35 @@ def table_counts(db: Database) -> dict[str, int]:
 
 def test_users_get_or_create_and_bulk_upsert(db: Database) -> None:
     c = db.conversations
-    u, created = c.get_or_create_user(external_id="ext-1", email="a@example.com", name="A")
-    assert created and u.name == "A"
-    again, created = c.get_or_create_user(external_id="ext-1")
+    u, created = c.get_or_create_user("ext-1", email="a@example.com", name="A")
+    assert created and u.name == "A" and u.owner_id == "ext-1"
+    again, created = c.get_or_create_user("ext-1")
     assert not created and again.id == u.id
-    by_email, created = c.get_or_create_user(email="a@example.com")
-    assert not created and by_email.id == u.id
+    # email is an attribute, never a match key: another id with the same email is another user
+    other, created = c.get_or_create_user("ext-x", email="a@example.com")
+    assert created and other.id != u.id
     users = c.upsert_users(
         [{"external_id": "ext-1", "name": "A2"}, {"external_id": "ext-2", "email": "b@x.io"}]
     )
     assert [x.external_id for x in users] == ["ext-1", "ext-2"]
     assert users[0].name == "A2" and users[0].email == "a@example.com"
-    assert c.get_user(u.id).name == "A2"
-    assert len(c.list_users()) == 2
+    assert c.get_user("ext-1").name == "A2"
+    assert c.get_user_by_id(u.id).external_id == "ext-1"  # internal ids: by-id methods only
+    assert c.find_user("a@example.com") is None
+    assert len(c.list_users()) == 3
+    # a UUID-shaped external id is an external id like any other
+    shaped = str(uuid.uuid4())
+    v, created = c.get_or_create_user(shaped)
+    assert created and c.get_user(shaped).id == v.id and v.id != uuid.UUID(shaped)
     with pytest.raises(NotFound):
-        c.get_user(uuid.uuid4())
+        c.get_user_by_id(uuid.uuid4())
+    with pytest.raises(NotFound):
+        c.get_user("nobody")
     with pytest.raises(InvalidInput):
-        c.get_user("not-a-uuid")
+        c.get_user_by_id("not-a-uuid")
     with pytest.raises(InvalidInput):
         c.upsert_users([{"external_id": "ok"}, {"name": "no id"}])
-    assert len(c.list_users()) == 2  # nothing half-written
+    assert len(c.list_users()) == 4  # nothing half-written
 
 
 def test_sessions_list_archive_rename_paginate_stats(db: Database) -> None:
@@ -100,8 +109,7 @@ def test_sessions_list_archive_rename_paginate_stats(db: Database) -> None:
         c.list_sessions(status="deleted")
     with pytest.raises(InvalidInput):
         c.list_sessions(cursor="garbage!")
-    with pytest.raises(NotFound):
-        c.list_sessions("nobody")
+    assert c.list_sessions("nobody").items == []
 
 
 def test_messages_paging_count_search(db: Database) -> None:
@@ -235,15 +243,17 @@ def test_purge_user_leaves_no_row_referring_to_them(db: Database) -> None:
     run_chat(db, "g1", "gina", ["secret one"])
     run_chat(db, "g2", "gina", ["secret two"])
     run_chat(db, "h1", "hank", ["other"])
-    _insert_telemetry(db, "g1", "gina")
+    _insert_telemetry(db, "g1", "gina")  # raw rows without owner, in gina's thread
     _insert_telemetry(db, "h1", "hank")
-    gina = c.find_user(external_id="gina")
+    gina = c.find_user("gina")
     assert gina is not None
     c.upsert_analysis(c.get_session_by_thread("g1").id, ChainAnalysis(summary="gina's"))
-    db.store.put(("gina", "memories"), "m1", {"text": "likes tea"})
-    db.store.put((str(gina.id),), "m2", {"text": "by uuid"})
-    db.store.put(("hank", "memories"), "m1", {"text": "likes coffee"})
-    db.store.put(("ginas_friend",), "m1", {"text": "someone else"})
+    with db.on_behalf_of("gina"):
+        db.store.put(("users", "gina", "memories"), "m1", {"text": "likes tea"})
+        db.store.put(("notes",), "m2", {"text": "any namespace is hers"})
+    with db.on_behalf_of("hank"):
+        db.store.put(("users", "hank", "memories"), "m1", {"text": "likes coffee"})
+    db.store.put(("users", "gina", "shared"), "m1", {"text": "shared, whatever the label"})
     before = table_counts(db)
 
     counts = c.purge_user("gina")
@@ -261,8 +271,8 @@ def test_purge_user_leaves_no_row_referring_to_them(db: Database) -> None:
         for t in tables:  # the whole row as text must mention neither key
             for k in keys:
                 n = conn.execute(
-                    f'SELECT count(*) FROM "{t}" x WHERE x::text ~ %s',
-                    (rf"(^|[^a-z_]){k}([^a-z_]|$)",),
+                    f'SELECT count(*) FROM "{t}" x WHERE x::text ~ %s AND x::text !~ %s',
+                    (rf"(^|[^a-z_]){k}([^a-z_]|$)", "shared, whatever the label"),
                 ).fetchone()
                 assert n == (0,), (t, k)
             cols = {
@@ -280,8 +290,8 @@ def test_purge_user_leaves_no_row_referring_to_them(db: Database) -> None:
     after = table_counts(db)
     assert after["users"] == before["users"] - 1
     assert c.count_messages(c.get_session_by_thread("h1").id) == 2  # hank untouched
-    assert db.store.get(("hank", "memories"), "m1") is not None
-    assert db.store.get(("ginas_friend",), "m1") is not None
+    assert db.store.get(("users", "hank", "memories"), "m1") is not None
+    assert db.store.get(("users", "gina", "shared"), "m1") is not None  # not hers: shared
     with pytest.raises(NotFound):
         c.purge_user("gina")
 
@@ -334,9 +344,9 @@ def test_vector_search_without_pgvector_column_raises(db: Database) -> None:
 
 async def test_async_repository(adb: AsyncDatabase) -> None:
     c = adb.conversations
-    user, created = await c.get_or_create_user(external_id="async-user")
+    user, created = await c.get_or_create_user("async-user")
     assert created
-    s = await c.create_session("async-thread", user=user.id, title="T")
+    s = await c.create_session("async-thread", user=user, title="T")
     assert s.title == "T" and s.user_id == user.id
     m = await c.add_message(s.id, "user", "hello async")
     assert (await c.list_messages(s.id))[0].id == m.id

@@ -19,6 +19,7 @@ from langgraph_pgstore.migrate import (
     migrate,
 )
 from langgraph_pgstore.schema import OWN_TABLES, VERSION_TABLE
+from langgraph_pgstore.tenancy import OWNED_TABLES
 
 CHECKPOINT_TABLES = {
     "checkpoints",
@@ -124,7 +125,7 @@ def test_host_tables_are_ignored_and_untouched(fresh_db_url: str) -> None:
 
 def _insert_conversation(conn: psycopg.Connection[Any]) -> None:
     user = conn.execute(
-        "INSERT INTO users (email) VALUES ('a@example.com') RETURNING id"
+        "INSERT INTO users (external_id, email) VALUES ('a', 'a@example.com') RETURNING id"
     ).fetchone()
     session = conn.execute(
         "INSERT INTO sessions (thread_id, user_id, title) VALUES ('t1', %s, 'hi') RETURNING id",
@@ -196,3 +197,68 @@ def test_schema_option_at_run_time(fresh_db_url: str) -> None:
         ).fetchone()
         assert count is not None and count[0] >= 2
     assert not ({"checkpoints", "sessions"} & tables(fresh_db_url, "public"))
+
+
+OLD_DATA = (  # as 0004 left it: owners only through users, runs' user_id, namespace labels
+    "INSERT INTO users (id, external_id) VALUES ('00000000-0000-0000-0000-00000000000a', 'alice')",
+    "INSERT INTO users (id, email) VALUES ('00000000-0000-0000-0000-00000000000e', 'e@x.io')",
+    "INSERT INTO sessions (id, thread_id, user_id) VALUES "
+    "('00000000-0000-0000-0000-0000000000a1', 't-a', '00000000-0000-0000-0000-00000000000a')",
+    "INSERT INTO messages (session_id, position, role, content) VALUES "
+    "('00000000-0000-0000-0000-0000000000a1', 0, 'user', 'hi')",
+    "INSERT INTO runs (id, thread_id, user_id) VALUES "
+    "('00000000-0000-0000-0000-0000000000b1', 't-r', 'bob')",
+    "INSERT INTO steps (id, run_id, node_name) VALUES "
+    "(gen_random_uuid(), '00000000-0000-0000-0000-0000000000b1', 'n')",
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
+    "VALUES ('t-a', '', '1', '{}', '{}'), ('t-r', '', '1', '{}', '{}'), "
+    "('t-x', '', '1', '{}', '{}')",
+    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
+    "channel, type, blob) VALUES ('t-a', '', '1', 't', 0, 'c', 'bytes', 'x')",
+    "INSERT INTO memory_items (prefix, key, value) VALUES ('users.alice', 'k', '{}'), "
+    "('memories.bob.x', 'k', '{}'), ('shared.faq', 'k', '{}'), ('users.carol', 'k', '{}'), "
+    "('alice.bob', 'k', '{}')",
+)
+
+
+def test_0005_backfills_owners_once(fresh_db_url: str) -> None:
+    migrate(fresh_db_url, revision="0004")
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        for statement in OLD_DATA:
+            conn.execute(statement)
+    assert migrate(fresh_db_url) == head_revision()
+    with psycopg.connect(fresh_db_url) as conn:
+
+        def owners(query: str) -> dict[Any, Any]:
+            return dict(conn.execute(query).fetchall())
+
+        assert owners("SELECT email, external_id FROM users") == {
+            None: "alice",
+            "e@x.io": "00000000-0000-0000-0000-00000000000e",  # an id it didn't have: its UUID
+        }
+        assert owners("SELECT thread_id, owner_id FROM sessions") == {"t-a": "alice"}
+        assert owners("SELECT content, owner_id FROM messages") == {"hi": "alice"}
+        assert owners("SELECT thread_id, owner_id FROM runs") == {"t-r": "bob"}
+        assert owners("SELECT node_name, owner_id FROM steps") == {"n": "bob"}
+        assert owners("SELECT thread_id, owner_id FROM checkpoints") == {
+            "t-a": "alice",  # its session's user
+            "t-r": "bob",  # no session: its first run's user
+            "t-x": None,  # nobody's
+        }
+        assert owners("SELECT thread_id, owner_id FROM checkpoint_writes") == {"t-a": "alice"}
+        # memories: the first label that is a known user id, a one-time best guess
+        assert owners("SELECT prefix, owner_id FROM memory_items") == {
+            "users.alice": "alice",
+            "memories.bob.x": "bob",
+            "shared.faq": None,
+            "users.carol": None,  # carol is nobody we know
+            "alice.bob": "alice",
+        }
+        rls = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relrowsecurity AND relname = ANY(%s)",
+            (list(OWNED_TABLES),),
+        ).fetchone()
+        assert rls == (len(OWNED_TABLES),)  # tenancy on
+        policies = conn.execute("SELECT DISTINCT policyname FROM pg_policies").fetchall()
+        assert sorted(p[0] for p in policies) == ["pgstore_owner", "pgstore_shared_read"]
+    alembic_check(fresh_db_url)

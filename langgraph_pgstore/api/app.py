@@ -28,6 +28,7 @@ from ..errors import (
     PermissionDenied,
     PgStoreError,
 )
+from ..tenancy import validate_id
 from . import queries
 
 __all__ = ["create_app", "create_router"]
@@ -44,8 +45,33 @@ Cursor = Annotated[
 
 
 async def _anonymous() -> str | None:
-    """No authentication hook: results are not scoped."""
+    """No authentication hook: results are not scoped (an admin surface)."""
     return None
+
+
+def _authenticated(
+    auth: Callable[..., Any], get_db: Callable[[], AsyncDatabase]
+) -> Callable[..., AsyncIterator[str]]:
+    """The host's ``auth`` dependency, failing closed (no caller: HTTP 401, never "all"), and
+    the request acting for the caller as its tenant, so row-level security keeps every query
+    of the request to the caller's rows (unless the role bypasses it: then the queries' owner
+    filters alone do)."""
+
+    async def caller(user: Annotated[Any, Depends(auth)]) -> AsyncIterator[str]:
+        if user is None or user == "":
+            raise HTTPException(401, "not authenticated")
+        try:
+            external_id = validate_id(str(user), "caller id")
+        except InvalidInput as exc:
+            raise HTTPException(401, "not authenticated") from exc
+        database = get_db()
+        if database.bypasses_rls:
+            yield external_id
+            return
+        async with database.tenant(external_id):
+            yield external_id
+
+    return caller
 
 
 #: HTTP status of each of our errors (the most specific class wins; README's Errors table).
@@ -76,13 +102,17 @@ def create_router(
 
     ``db`` may be a callable returning the database, for hosts that open it in their
     lifespan (after the router is built). ``auth`` is a dependency returning the caller's
-    user id (or raising ``HTTPException(401)``); health routes are never scoped.
+    user id (an external id), or None / raising ``HTTPException(401)`` for no caller, which
+    answers 401. Each request then reads only the caller's rows: its queries keep to
+    ``owner_id = caller`` and it acts for that tenant (row-level security, unless the role
+    bypasses it). Without ``auth`` the router reads every user's rows: an admin surface, to
+    serve only behind your own access control. Health routes are never scoped.
     ``ui=True`` adds the web UI under ``/ui/`` (see ``langgraph_pgstore.ui``), scoped by the
     same ``auth``.
     """
     get_db: Callable[[], AsyncDatabase] = db if callable(db) else (lambda: db)
     router = APIRouter()
-    caller = Depends(auth or _anonymous)
+    caller = Depends(_authenticated(auth, get_db) if auth else _anonymous)
     Caller = Annotated[str | None, caller]
 
     async def call(op: Op[T]) -> T:

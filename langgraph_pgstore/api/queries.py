@@ -1,12 +1,14 @@
 """Read operations the HTTP API and the CLI share (sans-IO, see ``_ops``).
 
 Every list is keyset-paginated (``limit`` + an opaque ``cursor``), newest first for runs and
-sessions, oldest first for messages; every operation takes an optional ``user_id`` that scopes
-it to one caller, so a row of another user reads as "not found", never as "forbidden".
+sessions, oldest first for messages; every operation takes an optional ``user_id`` (the
+caller's external id) that keeps it to rows whose ``owner_id`` is the caller, so a row of
+another user reads as "not found", never as "forbidden". (The router also runs each request
+as that tenant, so row-level security enforces the same when the role is subject to it.)
 
 Runs are read through telemetry's ops (``telemetry.queries``) behind an ownership check;
-sessions here add what the API needs over ``conversations`` (owner scoping by ``users.id`` or
-``users.external_id``, message counts, keyset cursors on messages).
+sessions here add what the API needs over ``conversations`` (message counts, keyset cursors
+on messages).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ Page = dict[str, Any]
 # -- SQL ----------------------------------------------------------------------------------
 
 # Ownership check before delegating to telemetry's reads (which are unscoped).
-RUN_OWNER = "SELECT user_id FROM runs WHERE id = %s"
+RUN_OWNER = "SELECT owner_id FROM runs WHERE id = %s"
 
 RUN_MODELS = """
 SELECT coalesce(response_model, request_model) AS model, count(*) AS calls,
@@ -58,10 +60,9 @@ FROM llm_calls WHERE run_id = %s
 GROUP BY 1 ORDER BY 1 NULLS LAST
 """
 
-# Sessions are owned through users: the caller's id may be users.id or users.external_id.
-SESSION_OWNER = "(%s::text IS NULL OR s.user_id::text = %s OR u.external_id = %s)"
+SESSION_OWNER = "(%s::text IS NULL OR s.owner_id = %s)"
 
-# Parameters: status, status, owner x3, cursor_ts, cursor_ts, cursor_id, limit.
+# Parameters: status, status, owner x2, cursor_ts, cursor_ts, cursor_id, limit.
 LIST_SESSIONS = f"""
 SELECT s.id, s.thread_id, s.user_id, u.external_id AS user_external_id, s.title, s.status,
        s.metadata, s.created_at, s.updated_at,
@@ -165,7 +166,7 @@ def list_runs(
     """Runs newest first (telemetry's ``list_runs``), as ``{"items", "next_cursor"}``."""
     page = yield from tq.list_runs(
         limit=_limit(limit), cursor=cursor, status=status, graph_name=graph_name,
-        thread_id=thread_id, user_id=user_id,
+        thread_id=thread_id, owner_id=user_id,
     )  # fmt: skip
     return {"items": [plain(r) for r in page["items"]], "next_cursor": page["next_cursor"]}
 
@@ -174,7 +175,7 @@ def _owned(run_id: str | UUID, user_id: str | None) -> Op[UUID]:
     """The run's id, or ``NotFound`` when absent or another user's."""
     rid = parse_uuid(run_id, "run id")
     rows = yield Query(RUN_OWNER, (rid,))
-    if not rows or (user_id is not None and rows[0]["user_id"] != user_id):
+    if not rows or (user_id is not None and rows[0]["owner_id"] != user_id):
         raise NotFound(f"no run {rid}")
     return rid
 
@@ -204,7 +205,7 @@ def grouped_stats(
     graph_name: str | None = None,
 ) -> Op[list[dict[str, Any]]]:
     """Telemetry's ``stats``: totals per session, user, graph, model or UTC day."""
-    filters = {"user_id": user_id, "thread_id": thread_id, "graph_name": graph_name}
+    filters = {"owner_id": user_id, "thread_id": thread_id, "graph_name": graph_name}
     rows = yield from tq.stats(by, **{k: v for k, v in filters.items() if v is not None})  # type: ignore[arg-type]
     return [plain(dict(r)) for r in rows]
 
@@ -219,16 +220,14 @@ def list_sessions(
     """Sessions most recently updated first."""
     limit = _limit(limit)
     ts, ident = _time_cursor(cursor)
-    rows = yield Query(
-        LIST_SESSIONS, (status, status, user_id, user_id, user_id, ts, ts, ident, limit + 1)
-    )
+    rows = yield Query(LIST_SESSIONS, (status, status, user_id, user_id, ts, ts, ident, limit + 1))
     return _page(rows, limit, ("updated_at", "id"))
 
 
 def get_session(session_id: str | UUID, *, user_id: str | None = None) -> Op[dict[str, Any]]:
     """One session; ``NotFound`` when absent or owned by another user."""
     sid = parse_uuid(session_id, "session id")
-    rows = yield Query(GET_SESSION, (sid, user_id, user_id, user_id))
+    rows = yield Query(GET_SESSION, (sid, user_id, user_id))
     if not rows:
         raise NotFound(f"no session {sid}")
     return dict(rows[0])
@@ -256,5 +255,5 @@ def list_messages(
 
 
 def purge_runs_older_than(days: float) -> Op[int]:
-    """Retention: telemetry's ``purge_runs_older_than``."""
+    """Retention: telemetry's ``purge_runs_older_than`` (the admin path only)."""
     return tq.purge_runs_older_than(days)

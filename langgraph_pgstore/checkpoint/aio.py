@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -18,8 +18,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import AsyncCursor
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .. import tenancy
 from .._ops import AConn, aconnection, arun
 from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput
@@ -28,8 +32,41 @@ from . import base, history
 __all__ = ["AsyncPgCheckpointer"]
 
 
+class _AsyncScopedCursor:
+    """Async twin of ``sync._ScopedCursor`` (same rules; the decision is ``base``'s)."""
+
+    def __init__(self, cur: AsyncCursor[DictRow], statement: tuple[str, tuple[str]]) -> None:
+        self._cur, self._statement, self._scoped = cur, statement, False
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _AsyncScopedCursor:
+        cur, conn = self._cur, self._cur.connection
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            async with conn.pipeline():  # one implicit transaction, up to the pipeline's sync
+                await conn.execute(*self._statement)
+                await cur.execute(query, params, **kwargs)
+        elif self._scoped:
+            await cur.execute(query, params, **kwargs)
+        else:
+            first = base.sets_isolation(query)
+            if not first:
+                await conn.execute(*self._statement)
+            await cur.execute(query, params, **kwargs)
+            if first:
+                await conn.execute(*self._statement)
+            self._scoped = True
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __aiter__(self) -> AsyncIterator[DictRow]:
+        return self._cur.__aiter__()
+
+
 class AsyncPgCheckpointer(AsyncPostgresSaver):
     """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
+
+    _scope: base.Scope | None = None
 
     def __init__(
         self,
@@ -44,6 +81,35 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
 
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """AsyncPostgresSaver's, scoped like the sync saver's (see ``base``)."""
+        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
+        statement = base.scope_statement(scope)
+        if statement is None:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        if not pipeline:
+            async with super()._cursor() as cur:
+                yield cast(AsyncCursor[DictRow], _AsyncScopedCursor(cur, statement))
+            return
+        async with (
+            self.lock,
+            aconnection(self.conn) as conn,
+            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            await cur.execute(*statement)
+            yield cur
+
+    def _acting(self, conn: AConn, scope: base.Scope) -> AsyncPgCheckpointer:
+        if conn is self.conn and scope == base.UNSCOPED:
+            return self
+        bound = copy.copy(self)
+        bound.conn, bound._scope = conn, scope
+        return bound
+
     @base.translated
     async def aput(
         self,
@@ -52,24 +118,30 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        scope = base.write_scope(self.conn, config)
         recorder = self.recorder
         if recorder is None or not recorder.wants(config):
-            return await super().aput(config, checkpoint, metadata, new_versions)
+            saver = self._acting(self.conn, scope)
+            return await super(AsyncPgCheckpointer, saver).aput(
+                config, checkpoint, metadata, new_versions
+            )
         # langgraph's aput and the mirror writes on one connection, in one transaction.
+        statement = base.scope_statement(scope)
         for attempt in (1, 2):
-            fast = recorder.pipelined(config)
+            fast = recorder.pipelined(config, scope[1])
             try:
                 async with (
                     aconnection(self.conn) as conn,
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    bound = copy.copy(self)
-                    bound.conn = conn
-                    saved = await super(AsyncPgCheckpointer, bound).aput(
+                    if statement is not None:
+                        await conn.execute(*statement)
+                    saver = self._acting(conn, base.UNSCOPED)
+                    saved = await super(AsyncPgCheckpointer, saver).aput(
                         config, checkpoint, metadata, new_versions
                     )
-                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
                     state = await arun(conn, op, transaction=False)
                 break
             except InvalidInput as exc:
@@ -86,7 +158,8 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await super().aput_writes(config, writes, task_id, task_path)
+        saver = self._acting(self.conn, base.write_scope(self.conn, config))
+        await super(AsyncPgCheckpointer, saver).aput_writes(config, writes, task_id, task_path)
 
     @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

@@ -2,6 +2,12 @@
 
 The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
 (``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
+
+Ownership: migration 0005 gave the three tables ``owner_id DEFAULT pgstore_owner()``, so the
+saver's own INSERTs are owned by whoever the transaction's settings name. Our savers override
+PostgresSaver's one ``_cursor`` to open each transaction with :func:`scope_statement`: the
+tenant (reads and writes), or for a write with no tenant, the run's user as ``pgstore.owner``.
+With neither, nothing is sent and the saver runs exactly as upstream's.
 """
 
 from __future__ import annotations
@@ -15,23 +21,33 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
+from langchain_core.runnables import RunnableConfig
+
+from .. import tenancy
 from .._ops import Op, Query, retry_pause
 from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
 
+#: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
+Scope = tuple[str | None, str | None]
+UNSCOPED: Scope = (None, None)
+
+#: A copy keeps each row's owner (under a tenant, every visible row is the tenant's).
 COPY_THREAD_SQL = (
-    """INSERT INTO checkpoints
-         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+    """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                                type, checkpoint, metadata, owner_id)
        SELECT %(target)s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
-              checkpoint, metadata
+              checkpoint, metadata, owner_id
        FROM checkpoints WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
-    """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-       SELECT %(target)s, checkpoint_ns, channel, version, type, blob
+    """INSERT INTO checkpoint_blobs
+         (thread_id, checkpoint_ns, channel, version, type, blob, owner_id)
+       SELECT %(target)s, checkpoint_ns, channel, version, type, blob, owner_id
        FROM checkpoint_blobs WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
-    """INSERT INTO checkpoint_writes
-         (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-       SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
+    """INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,
+                                      task_path, idx, channel, type, blob, owner_id)
+       SELECT %(target)s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type,
+              blob, owner_id
        FROM checkpoint_writes WHERE thread_id = %(source)s
        ON CONFLICT DO NOTHING""",
 )
@@ -110,6 +126,7 @@ def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000)
     """Delete threads whose newest checkpoint is older than ``older_than``; returns their ids.
 
     ``older_than`` is an age (``timedelta``) or an absolute cutoff (aware ``datetime``).
+    Maintenance: refused (``PermissionDenied``) unless it sees every thread (admin path).
     Call repeatedly until it returns fewer than ``limit`` ids to sweep everything.
     """
     if isinstance(older_than, timedelta):
@@ -118,12 +135,35 @@ def delete_stale_threads(older_than: timedelta | datetime, *, limit: int = 1000)
         raise InvalidInput("older_than must be a timedelta or a timezone-aware datetime")
     else:
         cutoff = older_than
+    yield from tenancy.require_admin("delete_stale_threads (retention)")
     rows = yield Query(STALE_THREADS_SQL, (cutoff, int(limit)))
     threads = [r["thread_id"] for r in rows]
     if threads:
         for statement in DELETE_THREADS_SQL:
             yield Query(statement, (threads,))
     return threads
+
+
+def write_scope(conn: object, config: RunnableConfig) -> Scope:
+    """``(tenant, owner)`` of a checkpoint write: the run's user is checked against the
+    tenant, and owns the rows when no tenant is in effect."""
+    return tenancy.resolve_owner(conn, tenancy.user_of(config))
+
+
+def sets_isolation(query: object) -> bool:
+    """Whether a statement must open its transaction (``SET TRANSACTION ...``, as
+    PostgresSaver's ``prune`` does): the tenant is then set right after it."""
+    return isinstance(query, str) and query.lstrip()[:15].upper() == "SET TRANSACTION"
+
+
+def scope_statement(scope: Scope) -> tuple[str, tuple[str]] | None:
+    """The statement that opens a scoped transaction (None: send nothing)."""
+    tenant, owner = scope
+    if tenant is not None:
+        return tenancy.SET_TENANT_SQL, (tenant,)
+    if owner is not None:
+        return tenancy.SET_OWNER_SQL, (owner,)
+    return None
 
 
 P = ParamSpec("P")

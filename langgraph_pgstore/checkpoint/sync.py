@@ -5,9 +5,9 @@ from __future__ import annotations
 import builtins
 import copy
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -18,8 +18,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import Cursor
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from .. import tenancy
 from .._ops import Conn, connection, run
 from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput
@@ -28,12 +32,54 @@ from . import base, history
 __all__ = ["PgCheckpointer"]
 
 
+class _ScopedCursor:
+    """A cursor whose statements act for a tenant, in whatever transaction runs them.
+
+    PostgresSaver reads in autocommit, and its ``prune`` opens transactions that must begin
+    with ``SET TRANSACTION ISOLATION LEVEL``: the tenant can't be set up front. Outside a
+    transaction, a statement runs in one that first sets it (pipelined: one round trip);
+    inside the caller's, the setting comes before its first statement, or right after its
+    ``SET TRANSACTION``.
+    """
+
+    def __init__(self, cur: Cursor[DictRow], statement: tuple[str, tuple[str]]) -> None:
+        self._cur, self._statement, self._scoped = cur, statement, False
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _ScopedCursor:
+        cur, conn = self._cur, self._cur.connection
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            with conn.pipeline():  # one implicit transaction, up to the pipeline's sync
+                conn.execute(*self._statement)
+                cur.execute(query, params, **kwargs)
+        elif self._scoped:
+            cur.execute(query, params, **kwargs)
+        else:
+            first = base.sets_isolation(query)
+            if not first:
+                conn.execute(*self._statement)
+            cur.execute(query, params, **kwargs)
+            if first:
+                conn.execute(*self._statement)
+            self._scoped = True
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __iter__(self) -> Iterator[DictRow]:
+        return iter(self._cur)
+
+
 class PgCheckpointer(PostgresSaver):
     """``checkpointer=`` for compiled graphs, on the shared pool.
 
     Same tables and behaviour as ``PostgresSaver``; adds ``copy_thread``,
     ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
+    Each transaction acts for the tenant in effect (see ``base``: one ``_cursor`` override).
     """
+
+    #: Set on a copy that writes on behalf of a resolved ``(tenant, owner)``.
+    _scope: base.Scope | None = None
 
     def __init__(
         self,
@@ -48,6 +94,38 @@ class PgCheckpointer(PostgresSaver):
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
 
+    @contextmanager
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+        """PostgresSaver's, acting for the tenant (or, for a write, its owner): writes in a
+        pipeline (one implicit transaction) that first sets it; reads through
+        :class:`_ScopedCursor`. Unchanged when there is neither."""
+        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
+        statement = base.scope_statement(scope)
+        if statement is None:
+            with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        if not pipeline:
+            with super()._cursor() as cur:
+                yield cast(Cursor[DictRow], _ScopedCursor(cur, statement))
+            return
+        with (
+            self.lock,
+            connection(self.conn) as conn,
+            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            cur.execute(*statement)
+            yield cur
+
+    def _acting(self, conn: Conn, scope: base.Scope) -> PgCheckpointer:
+        """This saver on ``conn``, its writes in ``scope`` (``self`` when nothing changes)."""
+        if conn is self.conn and scope == base.UNSCOPED:
+            return self
+        bound = copy.copy(self)
+        bound.conn, bound._scope = conn, scope
+        return bound
+
     @base.translated
     def put(
         self,
@@ -56,24 +134,28 @@ class PgCheckpointer(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        scope = base.write_scope(self.conn, config)
         recorder = self.recorder
         if recorder is None or not recorder.wants(config):
-            return super().put(config, checkpoint, metadata, new_versions)
+            saver = self._acting(self.conn, scope)
+            return super(PgCheckpointer, saver).put(config, checkpoint, metadata, new_versions)
         # langgraph's put and the mirror writes on one connection, in one transaction.
+        statement = base.scope_statement(scope)
         for attempt in (1, 2):
-            fast = recorder.pipelined(config)
+            fast = recorder.pipelined(config, scope[1])
             try:
                 with (
                     connection(self.conn) as conn,
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    bound = copy.copy(self)
-                    bound.conn = conn
-                    saved = super(PgCheckpointer, bound).put(
+                    if statement is not None:
+                        conn.execute(*statement)
+                    saver = self._acting(conn, base.UNSCOPED)
+                    saved = super(PgCheckpointer, saver).put(
                         config, checkpoint, metadata, new_versions
                     )
-                    op = recorder.op(config, checkpoint, metadata, new_versions)
+                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
                     state = run(conn, op, transaction=False)
                 break
             except InvalidInput as exc:
@@ -90,7 +172,8 @@ class PgCheckpointer(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        super().put_writes(config, writes, task_id, task_path)
+        saver = self._acting(self.conn, base.write_scope(self.conn, config))
+        super(PgCheckpointer, saver).put_writes(config, writes, task_id, task_path)
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -119,6 +202,7 @@ class PgCheckpointer(PostgresSaver):
         yield from history.load_tuples(self, rows)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints, blobs and writes (each keeps its owner)."""
         run(self.conn, base.copy_thread(source_thread_id, target_thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:

@@ -28,13 +28,17 @@ class _Row(BaseModel):
 
 
 class User(_Row):
+    """A user: ``external_id`` is the identity (the application's user id); ``id`` is internal."""
+
     id: UUID
-    external_id: str | None = None
+    external_id: str
     email: str | None = None
     name: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    owner_id: str | None = None
+    """The same as ``external_id``: a user owns its own row."""
 
 
 class Session(_Row):
@@ -43,6 +47,8 @@ class Session(_Row):
     id: UUID
     thread_id: str
     user_id: UUID | None = None
+    owner_id: str | None = None
+    """The owning user's external id (None: unowned)."""
     title: str | None = None
     status: SessionStatus = "active"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -59,6 +65,7 @@ class Message(_Row):
 
     id: int
     session_id: UUID
+    owner_id: str | None = None
     message_id: str | None = None
     position: int
     role: str

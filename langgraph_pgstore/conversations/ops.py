@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .._ops import Op, Query
-from ..errors import ExtensionMissing, InvalidInput, NotFound
+from ..errors import ExtensionMissing, InvalidInput, NotFound, PermissionDenied
+from ..ownership import claim_thread
+from ..tenancy import validate_id
 from .mirror import MessageRow
 from .models import (
     ChainAnalysis,
@@ -33,12 +35,12 @@ from .models import (
 )
 
 # ---------------------------------------------------------------- users
-GET_USER_SQL = "SELECT * FROM users WHERE id = %s"
-GET_USER_BY_SQL = "SELECT * FROM users WHERE external_id = %s OR email = %s LIMIT 1"
-#: Get-or-create: ON CONFLICT DO NOTHING, then read back (race-safe, no exception).
+GET_USER_BY_ID_SQL = "SELECT * FROM users WHERE id = %s"
+GET_USER_SQL = "SELECT * FROM users WHERE external_id = %s"
+#: Get-or-create by external id: ON CONFLICT DO NOTHING, then read back (race-safe).
 INSERT_USER_SQL = """
 INSERT INTO users (external_id, email, name, metadata) VALUES (%s, %s, %s, %s)
-ON CONFLICT DO NOTHING RETURNING *
+ON CONFLICT (external_id) DO NOTHING RETURNING *
 """
 UPSERT_USER_SQL = """
 INSERT INTO users (external_id, email, name, metadata) VALUES (%s, %s, %s, %s)
@@ -50,11 +52,16 @@ GET_USERS_BY_EXTERNAL_SQL = "SELECT * FROM users WHERE external_id = ANY(%s) ORD
 LIST_USERS_SQL = "SELECT * FROM users ORDER BY created_at, id LIMIT %s OFFSET %s"
 
 # ---------------------------------------------------------------- sessions
+#: The thread's session, created on first sight; its owner is set once (a session that had
+#: none is claimed) and returned with the previous one, so the caller can tell.
 ENSURE_SESSION_SQL = """
-INSERT INTO sessions (thread_id, user_id, metadata) VALUES (%s, %s, %s)
+WITH prev AS (SELECT owner_id FROM sessions WHERE thread_id = %(thread)s)
+INSERT INTO sessions (thread_id, user_id, owner_id, metadata)
+VALUES (%(thread)s, %(user)s, %(owner)s, %(metadata)s)
 ON CONFLICT (thread_id) DO UPDATE SET updated_at = now(),
-  user_id = COALESCE(sessions.user_id, EXCLUDED.user_id)
-RETURNING id, (xmax = 0) AS created
+  user_id = COALESCE(sessions.user_id, EXCLUDED.user_id),
+  owner_id = COALESCE(sessions.owner_id, EXCLUDED.owner_id)
+RETURNING id, (xmax = 0) AS created, owner_id, (SELECT owner_id FROM prev) AS previous_owner
 """
 #: Seconds between refreshes of ``sessions.updated_at`` by the mirror (see mirror_messages).
 TOUCH_EVERY = 2.0
@@ -64,7 +71,7 @@ GET_SESSION_BY_THREAD_SQL = "SELECT * FROM sessions WHERE thread_id = %s"
 #: Keyset pagination on (updated_at, id) descending: newest first.
 LIST_SESSIONS_SQL = """
 SELECT * FROM sessions
-WHERE (%(user)s::uuid IS NULL OR user_id = %(user)s)
+WHERE (%(user)s::text IS NULL OR owner_id = %(user)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(after_ts)s::timestamptz IS NULL OR (updated_at, id) < (%(after_ts)s, %(after_id)s::uuid))
 ORDER BY updated_at DESC, id DESC LIMIT %(limit)s
@@ -74,7 +81,6 @@ UPDATE sessions SET title = COALESCE(%(title)s, title), status = COALESCE(%(stat
   metadata = metadata || %(metadata)s, updated_at = now()
 WHERE id = %(id)s RETURNING *
 """
-SESSION_THREADS_OF_USER_SQL = "SELECT thread_id FROM sessions WHERE user_id = %s"
 DELETE_SESSION_SQL = "DELETE FROM sessions WHERE id = %s RETURNING thread_id"
 SESSION_STATS_SQL = """
 SELECT count(*) AS message_count,
@@ -106,8 +112,9 @@ MESSAGE_COLS = (
 )
 #: One row per (session, message id); a replaced or returning message updates in place.
 UPSERT_MESSAGE_SQL = f"""
-INSERT INTO messages (session_id, position, checkpoint_ns, checkpoint_id, {MESSAGE_COLS})
-VALUES (%s, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
+INSERT INTO messages (owner_id, session_id, position, checkpoint_ns, checkpoint_id,
+                      {MESSAGE_COLS})
+VALUES (%s, %s, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s::jsonb)
 ON CONFLICT (session_id, message_id) DO UPDATE SET
   position = EXCLUDED.position, checkpoint_id = EXCLUDED.checkpoint_id, role = EXCLUDED.role,
   name = EXCLUDED.name, content = EXCLUDED.content, content_parts = EXCLUDED.content_parts,
@@ -126,8 +133,8 @@ SELECT position, removed_at IS NULL AS active, {MESSAGE_COLS}
 FROM messages WHERE session_id = %s
 """
 ADD_MESSAGE_SQL = f"""
-INSERT INTO messages (session_id, position, {MESSAGE_COLS})
-SELECT %s, COALESCE(max(position) + 1, 0), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s
+INSERT INTO messages (owner_id, session_id, position, {MESSAGE_COLS})
+SELECT %s, %s, COALESCE(max(position) + 1, 0), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s
 FROM messages WHERE session_id = %s
 RETURNING *
 """
@@ -143,10 +150,10 @@ COUNT_MESSAGES_SQL = """
 SELECT count(*) AS n FROM messages WHERE session_id = %s AND (%s OR removed_at IS NULL)
 """
 SEARCH_TEXT_SQL = """
-SELECT m.* FROM messages m JOIN sessions s ON s.id = m.session_id
+SELECT m.* FROM messages m
 WHERE m.removed_at IS NULL AND m.content ILIKE %(pattern)s
   AND (%(session)s::uuid IS NULL OR m.session_id = %(session)s)
-  AND (%(user)s::uuid IS NULL OR s.user_id = %(user)s)
+  AND (%(user)s::text IS NULL OR m.owner_id = %(user)s)
 ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s
 """
 HAS_EMBEDDING_SQL = """
@@ -166,18 +173,18 @@ USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE vector_dims(embe
 """
 SEARCH_VECTOR_SQL = """
 SELECT m.*, (m.embedding::vector({dim}) <=> %(q)s::vector({dim})) AS distance
-FROM messages m JOIN sessions s ON s.id = m.session_id
+FROM messages m
 WHERE m.removed_at IS NULL AND vector_dims(m.embedding) = {dim}
   AND (%(session)s::uuid IS NULL OR m.session_id = %(session)s)
-  AND (%(user)s::uuid IS NULL OR s.user_id = %(user)s)
+  AND (%(user)s::text IS NULL OR m.owner_id = %(user)s)
 ORDER BY m.embedding::vector({dim}) <=> %(q)s::vector({dim}) LIMIT %(limit)s
 """
 
 # ---------------------------------------------------------------- analysis
 UPSERT_ANALYSIS_SQL = """
-INSERT INTO chain_analysis_results (session_id, vulnerabilities, chain_links, problem_behavior,
-  prompting_event, consequences, solutions, summary)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO chain_analysis_results (owner_id, session_id, vulnerabilities, chain_links,
+  problem_behavior, prompting_event, consequences, solutions, summary)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (session_id) DO UPDATE SET vulnerabilities = EXCLUDED.vulnerabilities,
   chain_links = EXCLUDED.chain_links, problem_behavior = EXCLUDED.problem_behavior,
   prompting_event = EXCLUDED.prompting_event, consequences = EXCLUDED.consequences,
@@ -194,36 +201,6 @@ DELETE_THREAD_DATA_SQL = {
     "checkpoint_blobs": "DELETE FROM checkpoint_blobs WHERE thread_id = ANY(%s)",
     "checkpoints": "DELETE FROM checkpoints WHERE thread_id = ANY(%s)",
 }
-DELETE_RUNS_OF_USER_SQL = "DELETE FROM runs WHERE user_id = ANY(%s)"
-COUNT_USER_ROWS_SQL = """
-SELECT (SELECT count(*) FROM sessions WHERE user_id = %(u)s) AS sessions,
-  (SELECT count(*) FROM messages m JOIN sessions s ON s.id = m.session_id
-   WHERE s.user_id = %(u)s) AS messages,
-  (SELECT count(*) FROM chain_analysis_results a JOIN sessions s ON s.id = a.session_id
-   WHERE s.user_id = %(u)s) AS chain_analysis_results
-"""
-DELETE_USER_SQL = "DELETE FROM users WHERE id = %s"
-#: Tables (other than ours above) that may hold a user's rows: found at run time.
-USER_COLUMNS_SQL = """
-SELECT table_name, column_name, data_type FROM information_schema.columns
-WHERE table_schema = current_schema()
-  AND column_name IN ('user_id', 'namespace', 'prefix')
-  AND table_name <> ALL(%s)
-ORDER BY table_name, column_name
-"""
-HANDLED_TABLES = (
-    "users",
-    "sessions",
-    "messages",
-    "chain_analysis_results",
-    "runs",
-    "steps",
-    "llm_calls",
-    "checkpoints",
-    "checkpoint_blobs",
-    "checkpoint_writes",
-    "checkpoint_migrations",
-)
 
 
 def _id(value: uuid.UUID | str, what: str) -> uuid.UUID:
@@ -271,53 +248,57 @@ def _meta(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
 
 
 # ---------------------------------------------------------------- user ops
-def get_user(user_id: uuid.UUID | str) -> Op[User]:
-    rows = yield Query(GET_USER_SQL, (_id(user_id, "user"),))
+def get_user_by_id(user_id: uuid.UUID | str) -> Op[User]:
+    """A user by internal id (``users.id``): the only place a UUID names a user."""
+    rows = yield Query(GET_USER_BY_ID_SQL, (_id(user_id, "user"),))
     if not rows:
-        raise NotFound(f"no user {user_id}")
+        raise NotFound(f"no user with id {user_id}")
     return User.model_validate(rows[0])
 
 
-def find_user(*, external_id: str | None = None, email: str | None = None) -> Op[User | None]:
-    if external_id is None and email is None:
-        raise InvalidInput("give external_id or email")
-    rows = yield Query(GET_USER_BY_SQL, (external_id, email))
+def find_user(external_id: str) -> Op[User | None]:
+    """The user with this external id (a UUID-shaped one included), or None."""
+    rows = yield Query(GET_USER_SQL, (validate_id(external_id, "external_id"),))
     return User.model_validate(rows[0]) if rows else None
 
 
-def get_or_create_user(
+def get_user(external_id: str) -> Op[User]:
+    user = yield from find_user(external_id)
+    if user is None:
+        raise NotFound(f"no user {external_id!r}")
+    return user
+
+
+def resolve_user(
+    external_id: str,
     *,
-    external_id: str | None = None,
     email: str | None = None,
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Op[tuple[User, bool]]:
-    """The user with this external id (else email), created if absent; ``(user, created)``."""
-    external_id, email = _text(external_id, "external_id"), _text(email, "email")
-    if not external_id and not email:
-        raise InvalidInput("a user needs an external_id or an email")
-    meta = _meta(metadata)
-    name = _text(name, "name")
-    for _ in range(3):  # a concurrent insert can win between our INSERT and SELECT
-        rows = yield Query(GET_USER_BY_SQL, (external_id, email))
+    """The identity function: the users row of an external id, created on first sight;
+    ``(user, created)``. Email, name and metadata are attributes, set on creation only."""
+    ext = validate_id(external_id, "external_id")
+    email, name, meta = _text(email, "email"), _text(name, "name"), _meta(metadata)
+    for _ in range(3):  # a concurrent insert can win between our SELECT and INSERT
+        rows = yield Query(GET_USER_SQL, (ext,))
         if rows:
             return User.model_validate(rows[0]), False
-        rows = yield Query(INSERT_USER_SQL, (external_id, email, name, meta))
+        rows = yield Query(INSERT_USER_SQL, (ext, email, name, meta))
         if rows:
             return User.model_validate(rows[0]), True
-    raise InvalidInput(f"user {external_id or email!r} conflicts with another user")
+    raise InvalidInput(f"user {ext!r} could not be created (a concurrent insert kept winning?)")
 
 
 def upsert_users(users: Iterable[Mapping[str, Any]]) -> Op[list[User]]:
     """Bulk upsert by ``external_id`` (required): one statement, one transaction."""
     params = []
     for u in users:
-        ext = _text(u.get("external_id"), "external_id")
-        if not ext:
+        if not u.get("external_id"):
             raise InvalidInput("bulk upsert needs an external_id on every user")
         params.append(
             (
-                ext,
+                validate_id(u["external_id"], "external_id"),
                 _text(u.get("email"), "email"),
                 _text(u.get("name"), "name"),
                 _meta(u.get("metadata")),
@@ -335,59 +316,64 @@ def list_users(limit: int = 100, offset: int = 0) -> Op[list[User]]:
     return [User.model_validate(r) for r in rows]
 
 
+def owner_key(user: str | User | None) -> str | None:
+    """The external id that filters by owner: a ``User`` or an external id (never a UUID:
+    internal ids name users only through ``get_user_by_id``)."""
+    if user is None or isinstance(user, User):
+        return None if user is None else user.external_id
+    if isinstance(user, uuid.UUID):
+        raise InvalidInput(
+            "users are named by external id; for an internal id, get the User with "
+            "get_user_by_id and pass it"
+        )
+    return validate_id(user, "user")
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _user_of(user: uuid.UUID | str | User) -> Op[User]:
-    """A user given as a UUID, a User, or an external id / email."""
-    if isinstance(user, User):
-        return user
-    try:
-        uid = uuid.UUID(str(user)) if not isinstance(user, uuid.UUID) else user
-    except ValueError:
-        found = yield from find_user(external_id=str(user), email=str(user))
-        if found is None:
-            raise NotFound(f"no user {user!r}") from None
-        return found
-    return (yield from get_user(uid))
 
 
 # ---------------------------------------------------------------- session ops
 def ensure_session(
     thread_id: str,
     *,
-    user_external_id: str | None = None,
-    user_email: str | None = None,
+    owner: str | None = None,
+    email: str | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Op[tuple[uuid.UUID, bool]]:
-    """The session of a thread, created (with its user) on first sight; ``(id, created)``."""
+) -> Op[tuple[uuid.UUID, bool, str | None]]:
+    """The session of a thread, created (with its user) on first sight; ``(id, created,
+    owner)``. A thread has one owner: another user's run is refused; a session that had none
+    is claimed with the thread's unowned rows."""
     user_id = None
-    if user_external_id or user_email:
-        user, _ = yield from get_or_create_user(external_id=user_external_id, email=user_email)
+    if owner is not None:
+        user, _ = yield from resolve_user(owner, email=email)
         user_id = user.id
+    thread = _text(thread_id, "thread_id")
     rows = yield Query(
-        ENSURE_SESSION_SQL, (_text(thread_id, "thread_id"), user_id, _meta(metadata))
+        ENSURE_SESSION_SQL,
+        {"thread": thread, "user": user_id, "owner": owner, "metadata": _meta(metadata)},
     )
-    return rows[0]["id"], bool(rows[0]["created"])
+    row = rows[0]
+    if owner is not None and row["owner_id"] != owner:
+        raise PermissionDenied(f"thread {thread!r} belongs to another user than {owner!r}")
+    if owner is not None and not row["created"] and row["previous_owner"] is None:
+        yield from claim_thread(str(thread), row["id"], owner)
+    return row["id"], bool(row["created"]), row["owner_id"]
 
 
 def create_session(
     thread_id: str | None = None,
     *,
-    user: uuid.UUID | str | User | None = None,
+    owner: str | None = None,
     title: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Op[Session]:
+    """A session for a new thread (a random one by default), owned by ``owner``."""
     thread = _text(thread_id, "thread_id") or str(uuid.uuid4())
-    uid = None
-    if user is not None:
-        uid = (yield from _user_of(user)).id
     rows = yield Query(GET_SESSION_BY_THREAD_SQL, (thread,))
     if rows:
         raise InvalidInput(f"thread {thread!r} already has a session")
-    rows = yield Query(ENSURE_SESSION_SQL, (thread, uid, _meta(metadata)))
-    sid = rows[0]["id"]
+    sid, _, _ = yield from ensure_session(thread, owner=owner, metadata=metadata)
     if title is not None:
         return (yield from update_session(sid, title=title))
     return (yield from get_session(sid))
@@ -420,7 +406,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def list_sessions(
-    user: uuid.UUID | str | User | None = None,
+    user: str | User | None = None,
     *,
     status: str | None = None,
     limit: int = 50,
@@ -429,7 +415,7 @@ def list_sessions(
     """Newest first (by ``updated_at``), keyset-paginated."""
     if status not in (None, "active", "archived"):
         raise InvalidInput(f"status must be 'active' or 'archived', not {status!r}")
-    uid = (yield from _user_of(user)).id if user is not None else None
+    uid = owner_key(user)
     after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
     limit = max(1, int(limit))
     rows = yield Query(
@@ -523,11 +509,12 @@ def add_message(
         raise InvalidInput("role must be non-empty")
     content = _text(content, "content") or ""
     meta = _meta(metadata)
-    yield from get_session(sid)
+    session = yield from get_session(sid)
     mid = _text(message_id, "message_id") or str(uuid.uuid4())
     rows = yield Query(
         ADD_MESSAGE_SQL,
         (
+            session.owner_id,
             sid,
             mid,
             role,
@@ -589,14 +576,14 @@ def count_messages(session_id: uuid.UUID | str, *, include_removed: bool = False
 def search_text(
     query: str,
     *,
-    user: uuid.UUID | str | User | None = None,
+    user: str | User | None = None,
     session_id: uuid.UUID | str | None = None,
     limit: int = 20,
 ) -> Op[list[Message]]:
     """Case-insensitive substring search, newest first."""
     q = _text(query, "query") or ""
     pattern = "%" + _like_escape(q) + "%"
-    uid = (yield from _user_of(user)).id if user is not None else None
+    uid = owner_key(user)
     sid = _id(session_id, "session") if session_id is not None else None
     rows = yield Query(
         SEARCH_TEXT_SQL, {"pattern": pattern, "session": sid, "user": uid, "limit": int(limit)}
@@ -642,7 +629,7 @@ def ensure_hnsw(dim: int) -> Op[None]:
 def search_similar(
     vector: Sequence[float],
     *,
-    user: uuid.UUID | str | User | None = None,
+    user: str | User | None = None,
     session_id: uuid.UUID | str | None = None,
     limit: int = 10,
 ) -> Op[list[MessageHit]]:
@@ -650,7 +637,7 @@ def search_similar(
     vec = [float(x) for x in vector]
     if not vec:
         raise InvalidInput("empty query vector")
-    uid = (yield from _user_of(user)).id if user is not None else None
+    uid = owner_key(user)
     sid = _id(session_id, "session") if session_id is not None else None
     query = sql.SQL(SEARCH_VECTOR_SQL).format(dim=sql.Literal(len(vec)))
     rows = yield Query(query, {"q": str(vec), "session": sid, "user": uid, "limit": int(limit)})
@@ -673,10 +660,11 @@ def upsert_analysis(
     data = a.model_dump(mode="json")
     for key in ("problem_behavior", "prompting_event", "summary"):
         _text(data[key], key)
-    yield from get_session(sid)
+    session = yield from get_session(sid)
     rows = yield Query(
         UPSERT_ANALYSIS_SQL,
         (
+            session.owner_id,
             sid,
             Jsonb(data["vulnerabilities"]),
             _json(data["chain_links"], "chain_links"),
@@ -695,58 +683,6 @@ def get_analysis(session_id: uuid.UUID | str) -> Op[StoredChainAnalysis | None]:
     return StoredChainAnalysis.model_validate(rows[0]) if rows else None
 
 
-# ---------------------------------------------------------------- purge
-def purge_user(user: uuid.UUID | str | User) -> Op[dict[str, int]]:
-    """Everything about a user, from every table; returns rows deleted per table.
-
-    Sessions (and by cascade messages, analyses), telemetry of their threads and runs
-    tagged with the user, checkpoints of their threads, and rows of any other table in the
-    schema (memory, LangGraph's store) whose ``user_id`` equals the user's id or external id,
-    or whose ``namespace``/``prefix`` starts with either.
-    """
-    u = yield from _user_of(user)
-    keys = [k for k in (str(u.id), u.external_id, u.email) if k]
-    threads = [r["thread_id"] for r in (yield Query(SESSION_THREADS_OF_USER_SQL, (u.id,)))]
-    counts: dict[str, int] = dict((yield Query(COUNT_USER_ROWS_SQL, {"u": u.id}))[0])
-    for table, n in (yield from delete_threads(threads)).items():
-        counts[table] = n
-    rows = yield Query(
-        "WITH d AS (DELETE FROM runs WHERE user_id = ANY(%s) RETURNING 1) "
-        "SELECT count(*) AS n FROM d",
-        (keys,),
-    )
-    counts["runs"] += int(rows[0]["n"])
-    others = yield Query(USER_COLUMNS_SQL, (list(HANDLED_TABLES),))
-    for row in others:
-        counts[row["table_name"]] = counts.get(row["table_name"], 0) + (
-            yield from _purge_column(row["table_name"], row["column_name"], row["data_type"], keys)
-        )
-    yield Query(DELETE_USER_SQL, (u.id,))
-    counts["users"] = 1
-    return {k: int(v) for k, v in counts.items()}
-
-
-def _purge_column(table: str, column: str, data_type: str, keys: list[str]) -> Op[int]:
-    """Delete rows of ``table`` that belong to ``keys`` by ``column`` (names from the catalog)."""
-    t, c = sql.Identifier(table), sql.Identifier(column)
-    if data_type == "ARRAY":  # namespace text[]: first label is the user
-        cond = sql.SQL("{c}[1] = ANY(%(keys)s)").format(c=c)
-    elif column == "user_id":
-        cond = sql.SQL("{c}::text = ANY(%(keys)s)").format(c=c)
-    else:  # dotted text prefix, LangGraph store style: "<user>.memories"
-        cond = sql.SQL("({c}::text = ANY(%(keys)s) OR {c}::text LIKE ANY(%(patterns)s))").format(
-            c=c
-        )
-    patterns = [_like_escape(k) + ".%" for k in keys]
-    rows = yield Query(
-        sql.SQL(
-            "WITH d AS (DELETE FROM {t} WHERE {cond} RETURNING 1) SELECT count(*) AS n FROM d"
-        ).format(t=t, cond=cond),
-        {"keys": keys, "patterns": patterns},
-    )
-    return int(rows[0]["n"])
-
-
 # ---------------------------------------------------------------- mirroring
 @dataclass
 class ThreadState:
@@ -757,11 +693,18 @@ class ThreadState:
     #: message id -> (the message object, its row): unchanged objects aren't re-converted.
     objs: dict[str, tuple[Any, MessageRow]] = field(default_factory=dict)
     touched: float = field(default_factory=time.monotonic)
+    #: The session's owner (the thread's): its messages get it too.
+    owner: str | None = None
+
+    def serves(self, owner: str | None) -> bool:
+        """Whether a write on behalf of ``owner`` can use this state without going back to
+        the session row (the thread has that owner, or the write names none)."""
+        return owner is None or owner == self.owner
 
 
-def load_thread_state(session_id: uuid.UUID) -> Op[ThreadState]:
+def load_thread_state(session_id: uuid.UUID, owner: str | None) -> Op[ThreadState]:
     rows = yield Query(KNOWN_MESSAGES_SQL, (session_id,))
-    state = ThreadState(session_id)
+    state = ThreadState(session_id, owner=owner)
     for r in rows:
         row = (
             r["message_id"],
@@ -786,16 +729,21 @@ def mirror_messages(
     rows: list[MessageRow] | None,
     known: ThreadState | None,
     *,
-    user_external_id: str | None = None,
-    user_email: str | None = None,
+    owner: str | None = None,
+    email: str | None = None,
     has_vector: bool = True,
 ) -> Op[ThreadState | None]:
-    """Bring the thread's session and message rows in line with one checkpoint.
+    """Bring the thread's session and message rows in line with one checkpoint written on
+    behalf of ``owner`` (``email``: an attribute of a user created here).
 
     ``rows`` is the checkpoint's message list (None: the channel did not change). Returns
     the new known state, to be cached by the caller only once the transaction commits.
-    With ``known`` given, no statement returns rows, so the caller may pipeline them.
+    With a ``known`` state that :meth:`ThreadState.serves` the owner, no statement returns
+    rows, so the caller may pipeline them; otherwise the session row decides (and is claimed
+    by its first owner).
     """
+    if known is not None and not known.serves(owner):
+        known = None
     if known is not None:
         if rows is None:
             return known
@@ -805,15 +753,16 @@ def mirror_messages(
         now = time.monotonic()
         if now - known.touched >= TOUCH_EVERY:
             yield Query(TOUCH_SESSION_SQL, (known.session_id,))
-            known = ThreadState(known.session_id, known.rows, known.objs, now)
+            known = replace(known, touched=now)
     else:
-        sid, created = yield from ensure_session(
-            thread_id, user_external_id=user_external_id, user_email=user_email
-        )
-        known = ThreadState(sid) if created else (yield from load_thread_state(sid))
+        sid, created, session_owner = yield from ensure_session(thread_id, owner=owner, email=email)
+        if created:
+            known = ThreadState(sid, owner=session_owner)
+        else:
+            known = yield from load_thread_state(sid, session_owner)
     if rows is None:
         return known
-    new = ThreadState(known.session_id, dict(known.rows), known.objs, known.touched)
+    new = replace(known, rows=dict(known.rows))
     seen: set[str] = set()
     upserts = []
     for position, row in enumerate(rows):
@@ -825,7 +774,7 @@ def mirror_messages(
         seen.add(mid)
         old = known.rows.get(mid)
         if old is None or old[0] != position or old[1] != row or not old[2]:
-            upserts.append((known.session_id, position, checkpoint_id, *row))
+            upserts.append((known.owner, known.session_id, position, checkpoint_id, *row))
             new.rows[mid] = (position, row, True)
     gone = [mid for mid, (_, _, active) in known.rows.items() if active and mid not in seen]
     if upserts:

@@ -4,10 +4,10 @@ The checkpointer runs langgraph's own ``put`` and :meth:`MessageRecorder.op` on 
 connection inside one transaction, then calls :meth:`MessageRecorder.committed`; so a crash
 between the two writes is impossible and a retry can't duplicate a message.
 
-The user of a new session comes from ``config["metadata"]["user_id"]`` (or
-``["user_email"]``): LangGraph copies ``config["metadata"]`` into checkpoint metadata and
-callbacks, but passes no configurable key other than ``thread_id``/``checkpoint_ns`` through.
-``configurable["user_id"]`` is honoured too when present.
+The checkpointer resolves the owner of the write (the tenant, else the run's
+``config["metadata"]["user_id"]``, see :mod:`..tenancy`) and passes it here: it owns the
+thread's session, its users row (created on first sight; ``metadata["user_email"]`` is only an
+attribute) and its messages.
 """
 
 from __future__ import annotations
@@ -59,13 +59,12 @@ class MessageRecorder:
         conf = config.get("configurable") or {}
         return self.enabled and not conf.get("checkpoint_ns") and "thread_id" in conf
 
-    def pipelined(self, config: RunnableConfig) -> bool:
+    def pipelined(self, config: RunnableConfig, owner: str | None = None) -> bool:
         """True when this thread's mirror writes return no rows (so can share one pipeline
         with the checkpoint write: one round trip instead of five)."""
         with self._lock:
-            return self.has_vector is not None and str(config["configurable"]["thread_id"]) in (
-                self._known
-            )
+            known = self._known.get(str(config["configurable"]["thread_id"]))
+        return self.has_vector is not None and known is not None and known.serves(owner)
 
     def stale(self, config: RunnableConfig, exc: BaseException) -> bool:
         """Whether ``exc`` means the cached session was deleted meanwhile (then forget it,
@@ -82,6 +81,7 @@ class MessageRecorder:
         checkpoint: Mapping[str, Any],
         metadata: Mapping[str, Any],
         new_versions: Mapping[str, Any],
+        owner: str | None = None,
     ) -> Op[ThreadState | None]:
         conf = config.get("configurable") or {}
         thread_id = str(conf["thread_id"])
@@ -102,7 +102,6 @@ class MessageRecorder:
                     if m.id is not None:
                         objs[m.id] = (m, row)
         meta = {**(config.get("metadata") or {}), **(metadata or {})}
-        user = meta.get("user_id") or conf.get("user_id")
         email = meta.get("user_email") or conf.get("user_email")
         if self.has_vector is None:  # a schema fact: safe to keep even if this rolls back
             self.has_vector = bool((yield Query(HAS_EMBEDDING_SQL)))
@@ -111,8 +110,8 @@ class MessageRecorder:
             str(checkpoint["id"]),
             rows,
             known,
-            user_external_id=str(user) if user is not None else None,
-            user_email=str(email) if email is not None else None,
+            owner=owner,
+            email=str(email) if email is not None else None,
             has_vector=self.has_vector,
         )
         if state is not None and rows is not None:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from .. import ownership, tenancy
 from .._ops import AConn, Conn, arun, run
 from ..errors import InvalidInput
 from . import ops
@@ -33,7 +34,8 @@ from .recorder import MessageRecorder
 
 __all__ = ["AsyncConversations", "Conversations"]
 
-UserRef = UUID | str | User
+UserRef = str | User
+"""A user: its external id, or a ``User`` row (internal UUIDs only via ``get_user_by_id``)."""
 ID = UUID | str
 
 
@@ -69,6 +71,11 @@ class _Base:
     def _vector(self, query: str | Sequence[float]) -> Sequence[float]:
         return self._embedder()([query])[0] if isinstance(query, str) else query
 
+    def _owner(self, conn: Conn | AConn, user: UserRef | None) -> str | None:
+        """Owner of a session created now: the tenant, else ``user``, else the run's user."""
+        named = ops.owner_key(user) if user is not None else tenancy.run_user()
+        return tenancy.resolve_owner(conn, named)[1]
+
 
 class Conversations(_Base):
     """Users, sessions, messages and chain analyses on a sync pool or connection.
@@ -96,15 +103,20 @@ class Conversations(_Base):
         self._error: BaseException | None = None
         self.embedder = embedder
 
-    # users
-    def get_user(self, user_id: ID) -> User:
-        return run(self.conn, ops.get_user(user_id), transaction=False)
+    # users: named by external id (the identity); internal ids only through get_user_by_id
+    def get_user(self, external_id: str) -> User:
+        return run(self.conn, ops.get_user(external_id), transaction=False)
 
-    def find_user(self, *, external_id: str | None = None, email: str | None = None) -> User | None:
-        return run(self.conn, ops.find_user(external_id=external_id, email=email))
+    def get_user_by_id(self, user_id: ID) -> User:
+        return run(self.conn, ops.get_user_by_id(user_id), transaction=False)
 
-    def get_or_create_user(self, **fields: Any) -> tuple[User, bool]:
-        return run(self.conn, ops.get_or_create_user(**fields))
+    def find_user(self, external_id: str) -> User | None:
+        return run(self.conn, ops.find_user(external_id), transaction=False)
+
+    def get_or_create_user(self, external_id: str, **attributes: Any) -> tuple[User, bool]:
+        """The user of an external id, created on first sight (email, name, metadata are
+        attributes set on creation)."""
+        return run(self.conn, ops.resolve_user(external_id, **attributes))
 
     def upsert_users(self, users: Iterable[Mapping[str, Any]]) -> list[User]:
         return run(self.conn, ops.upsert_users(list(users)))
@@ -113,13 +125,17 @@ class Conversations(_Base):
         return run(self.conn, ops.list_users(limit, offset))
 
     def purge_user(self, user: UserRef) -> dict[str, int]:
-        counts = run(self.conn, ops.purge_user(user))
+        """Delete everything the user owns (admin path, see ``ownership.purge_user``)."""
+        counts = run(self.conn, ownership.purge_user(ops.owner_key(user) or ""))
         self._forget()
         return counts
 
     # sessions
-    def create_session(self, thread_id: str | None = None, **fields: Any) -> Session:
-        return run(self.conn, ops.create_session(thread_id, **fields))
+    def create_session(
+        self, thread_id: str | None = None, *, user: UserRef | None = None, **fields: Any
+    ) -> Session:
+        owner = self._owner(self.conn, user)
+        return run(self.conn, ops.create_session(thread_id, owner=owner, **fields))
 
     def get_session(self, session_id: ID) -> Session:
         return run(self.conn, ops.get_session(session_id), transaction=False)
@@ -241,16 +257,17 @@ class AsyncConversations(_Base):
         self._error: BaseException | None = None
         self.embedder = embedder
 
-    async def get_user(self, user_id: ID) -> User:
-        return await arun(self.conn, ops.get_user(user_id), transaction=False)
+    async def get_user(self, external_id: str) -> User:
+        return await arun(self.conn, ops.get_user(external_id), transaction=False)
 
-    async def find_user(
-        self, *, external_id: str | None = None, email: str | None = None
-    ) -> User | None:
-        return await arun(self.conn, ops.find_user(external_id=external_id, email=email))
+    async def get_user_by_id(self, user_id: ID) -> User:
+        return await arun(self.conn, ops.get_user_by_id(user_id), transaction=False)
 
-    async def get_or_create_user(self, **fields: Any) -> tuple[User, bool]:
-        return await arun(self.conn, ops.get_or_create_user(**fields))
+    async def find_user(self, external_id: str) -> User | None:
+        return await arun(self.conn, ops.find_user(external_id), transaction=False)
+
+    async def get_or_create_user(self, external_id: str, **attributes: Any) -> tuple[User, bool]:
+        return await arun(self.conn, ops.resolve_user(external_id, **attributes))
 
     async def upsert_users(self, users: Iterable[Mapping[str, Any]]) -> list[User]:
         return await arun(self.conn, ops.upsert_users(list(users)))
@@ -259,12 +276,15 @@ class AsyncConversations(_Base):
         return await arun(self.conn, ops.list_users(limit, offset))
 
     async def purge_user(self, user: UserRef) -> dict[str, int]:
-        counts = await arun(self.conn, ops.purge_user(user))
+        counts = await arun(self.conn, ownership.purge_user(ops.owner_key(user) or ""))
         self._forget()
         return counts
 
-    async def create_session(self, thread_id: str | None = None, **fields: Any) -> Session:
-        return await arun(self.conn, ops.create_session(thread_id, **fields))
+    async def create_session(
+        self, thread_id: str | None = None, *, user: UserRef | None = None, **fields: Any
+    ) -> Session:
+        owner = self._owner(self.conn, user)
+        return await arun(self.conn, ops.create_session(thread_id, owner=owner, **fields))
 
     async def get_session(self, session_id: ID) -> Session:
         return await arun(self.conn, ops.get_session(session_id), transaction=False)

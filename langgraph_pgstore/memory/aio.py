@@ -12,7 +12,7 @@ from langgraph.store.base import BaseStore, Op, Result, SearchItem
 
 from .._ops import AConn, arun
 from ..errors import InvalidInput
-from .base import SearchMode, StoreCore, search_op
+from .base import SearchMode, StoreCore, search_op, write_owner
 from .options import StoreOptions
 
 __all__ = ["AsyncPgMemoryStore"]
@@ -55,7 +55,8 @@ class AsyncPgMemoryStore(BaseStore):
             await self.setup()
         ops, emb = self.core.prepare(ops)
         vectors = await self._vectors(emb.texts, emb.queries)
-        return await arun(self.conn, self.core.batch_op(ops, emb, vectors))
+        owner = write_owner(ops, self.conn)
+        return await arun(self.conn, self.core.batch_op(ops, emb, vectors, owner))
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Sync calls from another thread (e.g. a sync node of an async graph), run on the

@@ -37,6 +37,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from .. import tenancy
 from .._ops import Op as DbOp
 from .._ops import Query
 from ..errors import ConfigurationError, ExtensionMissing, InvalidInput, SerializationError
@@ -95,25 +96,27 @@ WHERE i.prefix = u.prefix AND i.key = u.key
 """
 UPSERT_ITEMS = """
 INSERT INTO memory_items AS i
-    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_text, search_tsv)
+    (prefix, key, value, expires_at, ttl_minutes, source, importance, search_text, search_tsv,
+     owner_id)
 SELECT u.prefix, u.key, u.value::jsonb,
        CASE WHEN u.ttl IS NULL THEN NULL ELSE now() + make_interval(secs => u.ttl * 60) END,
-       u.ttl, u.source, u.importance, u.txt, to_tsvector(%s::regconfig, coalesce(u.txt, ''))
+       u.ttl, u.source, u.importance, u.txt, to_tsvector(%s::regconfig, coalesce(u.txt, '')),
+       %s::text
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s::text[])
      AS u(prefix, key, value, ttl, source, importance, txt)
 ON CONFLICT (prefix, key) DO UPDATE SET
     value = excluded.value, updated_at = now(), expires_at = excluded.expires_at,
     ttl_minutes = excluded.ttl_minutes, source = excluded.source,
     importance = excluded.importance, search_text = excluded.search_text,
-    search_tsv = excluded.search_tsv
+    search_tsv = excluded.search_tsv, owner_id = excluded.owner_id
 """
 DELETE_VECTORS = """
 DELETE FROM memory_vectors v USING unnest(%s::text[], %s::text[]) AS u(prefix, key)
 WHERE v.prefix = u.prefix AND v.key = u.key
 """
 INSERT_VECTOR = """
-INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding)
-VALUES (%s, %s, %s, %s, %b::vector)
+INSERT INTO memory_vectors (prefix, key, field_name, dims, embedding, owner_id)
+VALUES (%s, %s, %s, %s, %b::vector, %s)
 """
 # Planner knobs for the vector query only (reset right after): JSON filters have no
 # statistics, so without them the planner guesses "very selective", sorts the matches or
@@ -426,6 +429,15 @@ def _number(value: Any, what: str) -> float | None:
     return float(value)
 
 
+def write_owner(ops: Sequence[Op], conn: object) -> str | None:
+    """Owner of the memories a batch writes: the tenant in effect; else the user of the graph
+    run it executes in (whatever the namespace); else ``db.on_behalf_of``; else None (shared).
+    Namespace labels never decide."""
+    if not any(isinstance(op, PutOp) for op in ops):
+        return None
+    return tenancy.resolve_owner(conn, tenancy.run_user())[1]
+
+
 # --------------------------------------------------------------------------- the core
 
 
@@ -615,11 +627,14 @@ class StoreCore:
 
     # ---- the batch op ------------------------------------------------------------------
 
-    def batch_op(self, ops: list[Op], emb: _Embedded, vectors: np.ndarray) -> DbOp[list[Result]]:
+    def batch_op(
+        self, ops: list[Op], emb: _Embedded, vectors: np.ndarray, owner: str | None = None
+    ) -> DbOp[list[Result]]:
+        """Run a batch; its puts are owned by ``owner`` (see :func:`write_owner`)."""
         results: list[Result] = [None] * len(ops)
         puts = {(n): op for n, op in enumerate(ops) if isinstance(op, PutOp)}
         if puts:
-            yield from self._put_op(puts, emb, vectors)
+            yield from self._put_op(puts, emb, vectors, owner)
         elif self.track_access or self.ttl_config is not None:
             yield Query(ASYNC_COMMIT)  # reads only: their writes are access bookkeeping
         for n, op in enumerate(ops):
@@ -657,7 +672,9 @@ class StoreCore:
     def _field(self, value: Mapping[str, Any], name: str | None) -> Any:
         return value.get(name) if name else None
 
-    def _put_op(self, puts: dict[int, PutOp], emb: _Embedded, vectors: np.ndarray) -> DbOp[None]:
+    def _put_op(
+        self, puts: dict[int, PutOp], emb: _Embedded, vectors: np.ndarray, owner: str | None
+    ) -> DbOp[None]:
         # last write per (namespace, key) wins, like LangGraph's stores
         latest: dict[tuple[str, str], int] = {}
         for n, op in puts.items():
@@ -708,11 +725,11 @@ class StoreCore:
                 strict=True,
             ):
                 col.append(item)
-        yield Query(UPSERT_ITEMS, (self.ts_config, *rows))
+        yield Query(UPSERT_ITEMS, (self.ts_config, owner, *rows))
         if self._has_vector:
             yield Query(DELETE_VECTORS, (rows[0], rows[1]))
         many = [
-            (prefix, key, fname, self.dims, _Vec(v))
+            (prefix, key, fname, self.dims, _Vec(v), owner)
             for (prefix, key), n, _op in upserts
             for fname, v in vec_by_put.get(n, [])
         ]

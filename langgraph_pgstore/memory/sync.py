@@ -10,7 +10,7 @@ import numpy as np
 from langgraph.store.base import BaseStore, Op, Result, SearchItem
 
 from .._ops import Conn, run
-from .base import SearchMode, StoreCore, search_op
+from .base import SearchMode, StoreCore, search_op, write_owner
 from .options import StoreOptions
 
 __all__ = ["PgMemoryStore"]
@@ -54,7 +54,8 @@ class PgMemoryStore(BaseStore):
             self.setup()
         ops, emb = self.core.prepare(ops)
         vectors = self._vectors(emb.texts, emb.queries)
-        return run(self.conn, self.core.batch_op(ops, emb, vectors))
+        owner = write_owner(ops, self.conn)
+        return run(self.conn, self.core.batch_op(ops, emb, vectors, owner))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         import asyncio

@@ -1,4 +1,8 @@
-"""users, sessions (one per LangGraph thread), messages and chain_analysis_results."""
+"""users, sessions (one per LangGraph thread), messages and chain_analysis_results.
+
+Every table has ``owner_id`` (the owning user's external id, NULL = shared; migration 0005):
+row-level security compares it with the transaction's tenant (see ``tenancy``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Computed,
     ForeignKey,
     Identity,
     Index,
@@ -22,12 +27,14 @@ users = Table(
     "users",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True, server_default=UUID_DEFAULT),
-    Column("external_id", Text, unique=True),
-    Column("email", Text, unique=True),
+    Column("external_id", Text, nullable=False, unique=True),  # the identity
+    Column("email", Text),  # an attribute, never a match key
     Column("name", Text),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", TZ, nullable=False, server_default=NOW),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Column("owner_id", Text, Computed("external_id", persisted=True)),
+    Index(None, "owner_id"),
 )
 
 sessions = Table(
@@ -41,8 +48,10 @@ sessions = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", TZ, nullable=False, server_default=NOW),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Column("owner_id", Text),
     CheckConstraint("status IN ('active', 'archived')", name="status"),
     Index(None, "user_id", "status", "updated_at"),
+    Index(None, "owner_id"),
 )
 
 messages = Table(
@@ -72,9 +81,11 @@ messages = Table(
     Column("created_at", TZ, nullable=False, server_default=text("clock_timestamp()")),
     Column("removed_at", TZ),
     Column("embedding", Vector()),
+    Column("owner_id", Text),
     Index(None, "session_id", "created_at", "id"),
     Index(None, "session_id", "position", "id"),
     Index(None, "session_id", "message_id", unique=True),
+    Index(None, "owner_id"),
 )
 
 chain_analysis_results = Table(
@@ -95,4 +106,6 @@ chain_analysis_results = Table(
     Column("summary", Text),
     Column("created_at", TZ, nullable=False, server_default=NOW),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Column("owner_id", Text),
+    Index(None, "owner_id"),
 )

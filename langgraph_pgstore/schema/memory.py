@@ -42,6 +42,7 @@ memory_items = Table(
     Column("last_accessed_at", TZ),
     Column("search_text", Text),
     Column("search_tsv", TSVECTOR),
+    Column("owner_id", Text),  # the owning user's external id; NULL = shared (readable by all)
     PrimaryKeyConstraint("prefix", "key", name="pk_memory_items"),
     Index(
         "ix_memory_items_prefix_pattern", "prefix", postgresql_ops={"prefix": "text_pattern_ops"}
@@ -56,6 +57,7 @@ memory_items = Table(
         postgresql_where=text("source IS NOT NULL"),
     ),
     Index("ix_memory_items_search_tsv", "search_tsv", postgresql_using="gin"),
+    Index("ix_memory_items_owner_id", "owner_id"),
 )
 
 memory_vectors = Table(
@@ -66,6 +68,7 @@ memory_vectors = Table(
     Column("field_name", Text, nullable=False),
     Column("dims", SmallInteger, nullable=False),
     Column("embedding", Vector(), nullable=False),
+    Column("owner_id", Text),
     PrimaryKeyConstraint("prefix", "key", "field_name", name="pk_memory_vectors"),
     ForeignKeyConstraint(
         ["prefix", "key"],
@@ -74,6 +77,7 @@ memory_vectors = Table(
         ondelete="CASCADE",
     ),
     CheckConstraint("dims > 0", name="dims_positive"),
+    Index("ix_memory_vectors_owner_id", "owner_id"),
 )
 
 __all__ = ["memory_items", "memory_vectors"]

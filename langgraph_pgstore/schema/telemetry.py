@@ -43,6 +43,7 @@ runs = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("started_at", TZ, nullable=False, server_default=NOW),
     Column("completed_at", TZ),
+    Column("owner_id", Text),
     CheckConstraint(
         "status IN ('running', 'success', 'error', 'interrupted', 'cancelled')", name="status"
     ),
@@ -51,6 +52,7 @@ runs = Table(
     Index(None, "started_at"),
     Index(None, "trace_id"),
     Index(None, "metadata", postgresql_using="gin", postgresql_ops={"metadata": "jsonb_path_ops"}),
+    Index(None, "owner_id"),
 )
 
 steps = Table(
@@ -73,7 +75,9 @@ steps = Table(
     Column("error_message", Text),
     Column("started_at", TZ, nullable=False, server_default=NOW),
     Column("completed_at", TZ),
+    Column("owner_id", Text),
     Index(None, "run_id", "started_at"),
+    Index(None, "owner_id"),
 )
 
 llm_calls = Table(
@@ -104,7 +108,9 @@ llm_calls = Table(
     Column("error_message", Text),
     Column("started_at", TZ, nullable=False, server_default=NOW),
     Column("completed_at", TZ),
+    Column("owner_id", Text),
     Index(None, "run_id"),
     Index(None, "step_id"),
     Index(None, "request_model", "started_at"),
+    Index(None, "owner_id"),
 )

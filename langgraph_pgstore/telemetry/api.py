@@ -20,6 +20,7 @@ from uuid import UUID
 
 from langchain_core.tracers.context import register_configure_hook
 
+from .. import tenancy
 from .._ops import arun, run
 from ..config import Settings
 from ..connection import Endpoint
@@ -65,6 +66,7 @@ class _TelemetryBase:
         url: str,
         settings: Settings,
         *,
+        pool: Any = None,
         capture: Capture = "metadata",
         max_buffer: int = 100_000,
         batch_size: int = 2_000,
@@ -85,6 +87,7 @@ class _TelemetryBase:
         self._handlers: dict[tuple[Capture, Any], TelemetryHandler] = {}
         self.capture = capture
         self._exporter: Any = None
+        self._owner_of = lambda metadata: tenancy.recorded_owner(pool, metadata)
         if spill_dir is not None and any(spill_dir.glob("*.jsonl*")):
             self.writer.start()  # replay what an earlier process spilled
 
@@ -98,7 +101,9 @@ class _TelemetryBase:
         key = (capture, tracer)
         handler = self._handlers.get(key)
         if handler is None:
-            handler = TelemetryHandler(self.writer.enqueue, capture=capture, export=tracer)
+            handler = TelemetryHandler(
+                self.writer.enqueue, capture=capture, export=tracer, owner_of=self._owner_of
+            )
             self._handlers[key] = handler
         return handler
 
@@ -188,7 +193,7 @@ class Telemetry(_TelemetryBase):
     def __init__(
         self, pool: ConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     def get_run(self, run_id: UUID | str) -> RunDetail:
@@ -220,7 +225,7 @@ class AsyncTelemetry(_TelemetryBase):
     def __init__(
         self, pool: AsyncConnectionPool[Any], url: str, settings: Settings, **options: Any
     ) -> None:
-        super().__init__(url, settings, **options)
+        super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
     async def aget_run(self, run_id: UUID | str) -> RunDetail:

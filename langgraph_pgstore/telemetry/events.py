@@ -49,7 +49,9 @@ class RunStart(NamedTuple):
     inputs: Any
     resume: bool
     at: float
-    export: Any = None  # an OpenTelemetry tracer when this run is also exported as spans
+    export: Any = None  # (tracer, parent context) when this run is also exported as spans
+    tenant: str | None = None  # the tenant the run acted for (written under its scope)
+    owner: str | None = None  # owner_id of the run's rows (tenancy.recorded_owner)
 
 
 class RunEnd(NamedTuple):

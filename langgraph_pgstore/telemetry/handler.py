@@ -43,6 +43,12 @@ _STEP_TAG = "graph:step:"
 _HIDDEN = "langsmith:hidden"
 
 Enqueue = Callable[[Event], None]
+#: ``(tenant, owner)`` of a root run from its metadata (see ``tenancy.recorded_owner``).
+OwnerOf = Callable[[dict[str, Any]], tuple[str | None, str | None]]
+
+
+def _unowned(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def status_of(error: BaseException) -> str:
@@ -118,7 +124,12 @@ class TelemetryHandler(BaseCallbackHandler):
     tap_output_iter = None
 
     def __init__(
-        self, enqueue: Enqueue, *, capture: Capture = "metadata", export: Any = None
+        self,
+        enqueue: Enqueue,
+        *,
+        capture: Capture = "metadata",
+        export: Any = None,
+        owner_of: OwnerOf = _unowned,
     ) -> None:
         if capture not in CAPTURE_LEVELS:
             raise InvalidInput(f"capture must be one of {CAPTURE_LEVELS}, not {capture!r}")
@@ -126,6 +137,8 @@ class TelemetryHandler(BaseCallbackHandler):
         self.capture: Capture = capture
         self.content = capture == "full"
         self.export = export
+        #: Read in the graph's own context, where the host's tenant scope is visible.
+        self.owner_of = owner_of
         self._entries: dict[int, _Entry] = {}
         self._roots: dict[int, _Root] = {}
 
@@ -167,6 +180,7 @@ class TelemetryHandler(BaseCallbackHandler):
             root = _Root(run_id, None if thread_id is None else str(thread_id))
             self._roots[run_id.int] = root
             self._entries[run_id.int] = _Entry(root, None, ROOT)
+            tenant, owner = self.owner_of(md)
             self._enqueue(
                 RunStart(
                     run_id,
@@ -177,6 +191,8 @@ class TelemetryHandler(BaseCallbackHandler):
                     isinstance(inputs, Command) and inputs.resume is not None,
                     time.time(),
                     None if self.export is None else (self.export, current_context()),
+                    tenant,
+                    owner,
                 )
             )
             return

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from .._ops import Op, Query
 from ..errors import InvalidInput, NotFound
 from ..paging import Page, check_limit, decode_cursor, page, parse_id
+from ..tenancy import require_admin
 from .records import (
     LLM_COLS,
     RUN_COLS,
@@ -55,6 +56,7 @@ RunPage = Page[Run]
 class RunFilters(TypedDict, total=False):
     """Filters of ``list_runs`` and ``stats`` (all optional, combined with AND)."""
 
+    owner_id: str | None
     user_id: str | None
     thread_id: str | None
     graph_name: str | None
@@ -151,6 +153,7 @@ _KEYS: dict[str, str] = {
 #: Filter name -> SQL fragment over alias r (runs). Only these are ever concatenated.
 #: ``metadata`` matches runs whose metadata contains the given object (``@>``, GIN-indexed).
 FILTERS: dict[str, str] = {
+    "owner_id": "r.owner_id = %s",
     "user_id": "r.user_id = %s",
     "thread_id": "r.thread_id = %s",
     "graph_name": "r.graph_name = %s",
@@ -265,9 +268,11 @@ def list_runs(*, limit: int = 50, cursor: str | None = None, **filters: Any) -> 
 
 
 def purge_runs_older_than(days: float) -> Op[int]:
-    """Retention: delete finished runs (steps and LLM calls cascade) older than ``days``."""
+    """Retention: delete finished runs (steps and LLM calls cascade) older than ``days``.
+    Maintenance: the admin path only."""
     if isinstance(days, bool) or not isinstance(days, int | float) or not days > 0:
         raise InvalidInput(f"days must be a positive number, got {days!r}")
+    yield from require_admin("purge_runs_older_than (retention)")
     rows = yield Query(DELETE_OLD_RUNS, (timedelta(days=days),))
     return len(rows)
 

@@ -45,6 +45,7 @@ class Run(TypedDict):
     metadata: dict[str, Any]
     started_at: datetime
     completed_at: datetime | None
+    owner_id: str | None
 
 
 class Step(TypedDict):
@@ -67,6 +68,7 @@ class Step(TypedDict):
     error_message: str | None
     started_at: datetime
     completed_at: datetime | None
+    owner_id: str | None
 
 
 class LlmCall(TypedDict):
@@ -97,6 +99,7 @@ class LlmCall(TypedDict):
     error_message: str | None
     started_at: datetime
     completed_at: datetime | None
+    owner_id: str | None
 
 
 RUN_COLS: tuple[str, ...] = tuple(Run.__annotations__)

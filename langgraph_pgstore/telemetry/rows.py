@@ -276,6 +276,8 @@ class Rows:
     steps: dict[UUID, dict[str, Any]] = dataclasses.field(default_factory=dict)
     calls: dict[UUID, dict[str, Any]] = dataclasses.field(default_factory=dict)
     ended: list[UUID] = dataclasses.field(default_factory=list)
+    #: run id -> the tenant its rows are written for (runs without one are absent)
+    tenants: dict[UUID, str] = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.runs) + len(self.steps) + len(self.calls)

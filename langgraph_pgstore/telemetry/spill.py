@@ -32,12 +32,13 @@ from .rows import RawJson, Rows, merge
 
 __all__ = ["SpilledRow", "claim", "database_key", "fold_spilled", "read", "write"]
 
-_TABLES = ("runs", "steps", "calls", "ended")
+_TABLES = ("runs", "steps", "calls", "ended", "tenant")
 _COLS = {"runs": RUN_COLS, "steps": STEP_COLS, "calls": LLM_COLS}
 
 
 class SpilledRow(NamedTuple):
-    """One row read back from a spill file (``table`` 'ended' holds a run id in ``row``)."""
+    """One row read back from a spill file (``table`` 'ended' holds a run id in ``row``,
+    'tenant' a ``(run id, tenant)`` pair: the scope the run's rows are written under)."""
 
     table: str
     row: Any
@@ -95,6 +96,8 @@ def write(directory: Path, key: str, rows: Rows) -> tuple[Path, int]:
                 n += 1
         for rid in rows.ended:
             fh.write(json.dumps(["ended", str(rid)]) + "\n")
+        for rid, tenant in rows.tenants.items():
+            fh.write(json.dumps(["tenant", [str(rid), tenant]]) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     path = directory / name
@@ -152,6 +155,8 @@ def read(path: Path) -> Iterator[SpilledRow]:
                 continue
             if table == "ended":
                 yield SpilledRow(table, UUID(raw))
+            elif table == "tenant":
+                yield SpilledRow(table, (UUID(raw[0]), str(raw[1])))
             else:
                 yield SpilledRow(table, {k: _dec(v) for k, v in raw.items()})
 
@@ -160,6 +165,10 @@ def fold_spilled(rows: Rows, item: SpilledRow) -> None:
     """Merge one spilled row into ``rows`` (the same merge as events: non-None wins)."""
     if item.table == "ended":
         rows.ended.append(item.row)
+        return
+    if item.table == "tenant":
+        rid, tenant = item.row
+        rows.tenants[rid] = tenant
         return
     cols = _COLS[item.table]
     merge(getattr(rows, item.table), cols, item.row["id"], {c: item.row.get(c) for c in cols})

@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from .._ops import Op, Query
+from ..tenancy import SET_TENANT_SQL
 from .records import LlmCall, Run, Step
 from .rows import RawJson, Rows
 
@@ -114,7 +115,12 @@ def upsert_sql(
     )
 
 
-UPSERT_RUN_STUBS = "INSERT INTO runs (id) SELECT unnest(%s::uuid[]) ON CONFLICT (id) DO NOTHING"
+UPSERT_RUN_STUBS = """
+INSERT INTO runs (id, owner_id) SELECT * FROM unnest(%s::uuid[], %s::text[])
+ON CONFLICT (id) DO NOTHING
+"""
+#: The first owner of a row stays its owner.
+_FIRST_OWNER = {"owner_id": "COALESCE(t.{c}, EXCLUDED.{c})"}
 
 UPSERT_RUNS = upsert_sql(
     "runs",
@@ -125,7 +131,7 @@ UPSERT_RUNS = upsert_sql(
         "idempotency_key": "(SELECT {v} WHERE NOT EXISTS (SELECT 1 FROM runs x"
         " WHERE x.idempotency_key = {v} AND x.id <> s.id))"
     },
-    updates={"idempotency_key": "COALESCE(t.{c}, EXCLUDED.{c})"},
+    updates={"idempotency_key": "COALESCE(t.{c}, EXCLUDED.{c})", **_FIRST_OWNER},
 )
 
 UPSERT_STEPS = upsert_sql(
@@ -139,6 +145,7 @@ UPSERT_STEPS = upsert_sql(
         "status": "'running'",
         "started_at": "now()",
     },
+    updates=_FIRST_OWNER,
 )
 
 UPSERT_LLM_CALLS = upsert_sql(
@@ -150,6 +157,7 @@ UPSERT_LLM_CALLS = upsert_sql(
         "status": "'running'",
         "started_at": "now()",
     },
+    updates=_FIRST_OWNER,
 )
 
 # Orphans take the run's terminal status (and its error when they have none of their own):
@@ -197,17 +205,49 @@ def _unique_idempotency_keys(runs: dict[UUID, dict[str, Any]]) -> None:
 
 
 def write_rows(rows: Rows) -> Op[None]:
-    """Write one batch: run stubs, one upsert per table, then close orphans of ended runs.
+    """Write one batch: per tenant of its runs (unscoped rows first, so nothing needs
+    resetting), the tenant set in the transaction, then run stubs, one upsert per table and the
+    closing of orphans of ended runs. With no tenant in the batch nothing extra is sent.
 
     Stub ``runs`` rows come first for every run a step or call points at: a start lost to
     overflow (or rejected) must not make its children fail the foreign key.
     """
-    referenced = {r["run_id"] for r in rows.steps.values()} | {
-        r["run_id"] for r in rows.calls.values()
-    }
-    stubs = [rid for rid in referenced if rid not in rows.runs]
+    groups = sorted({rows.tenants.get(rid) for rid in _run_ids(rows)}, key=lambda t: t or "")
+    for tenant in groups:
+        part = _part(rows, tenant) if groups != [None] else rows
+        if tenant is not None:
+            yield Query(SET_TENANT_SQL, (tenant,))
+        yield from _write_part(part)
+
+
+def _run_ids(rows: Rows) -> set[UUID]:
+    return (
+        set(rows.runs)
+        | {r["run_id"] for r in rows.steps.values()}
+        | {r["run_id"] for r in rows.calls.values()}
+        | set(rows.ended)
+    )
+
+
+def _part(rows: Rows, tenant: str | None) -> Rows:
+    """The rows of runs written for ``tenant``."""
+
+    def mine(rid: UUID) -> bool:
+        return rows.tenants.get(rid) == tenant
+
+    return Rows(
+        runs={k: v for k, v in rows.runs.items() if mine(k)},
+        steps={k: v for k, v in rows.steps.items() if mine(v["run_id"])},
+        calls={k: v for k, v in rows.calls.items() if mine(v["run_id"])},
+        ended=[rid for rid in rows.ended if mine(rid)],
+    )
+
+
+def _write_part(rows: Rows) -> Op[None]:
+    referenced = {r["run_id"]: r["owner_id"] for r in (*rows.steps.values(), *rows.calls.values())}
+    stubs = [(rid, owner) for rid, owner in referenced.items() if rid not in rows.runs]
     if stubs:
-        yield Query(UPSERT_RUN_STUBS, (stubs,))
+        yield Query(UPSERT_RUN_STUBS, ([r for r, _ in stubs], [o for _, o in stubs]))
     _unique_idempotency_keys(rows.runs)
     for sql, table in (
         (UPSERT_RUNS, rows.runs),

@@ -13,6 +13,11 @@ in one transaction (``sql.write_rows``). Failures are told apart by SQLSTATE:
   logged with its key and reason, counted in ``rejected_events``, and everything else is
   written. Retrying such a batch would wedge the writer for good.
 
+Rows carry ``owner_id``, the run's owner learnt from its ``RunStart`` (``tenancy.recorded_owner``)
+and remembered for its later events. With tenancy, each batch is written per tenant: the rows
+of runs that acted for a tenant follow ``set_config('pgstore.tenant', ...)`` in the batch's
+transaction, so row-level security accepts them; nothing extra is sent when no run had one.
+
 At exit (``close``, or the atexit hook) events that could not be written, because the server
 is down, are spilled to a file (``spill.py``) and replayed by the next writer of the same
 database; if even that fails they are counted in ``lost_events`` and logged at WARNING.
@@ -27,11 +32,12 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import psycopg
 
@@ -41,7 +47,7 @@ from ..config import redact_dsn
 from . import spill
 from .events import Event, LlmEnd, LlmStart, RunEnd, RunStart, StepEnd, StepStart
 from .rows import Rows, fold_one
-from .sql import close_orphans, write_rows
+from .sql import write_rows
 
 __all__ = ["TelemetryWriter", "WriterStatus", "is_transient"]
 
@@ -108,6 +114,9 @@ class WriterStatus:
     last_error: str | None
 
 
+#: Runs whose (tenant, owner) the writer remembers for their later events.
+MAX_KNOWN_RUNS = 50_000
+
 _live: weakref.WeakSet[TelemetryWriter] = weakref.WeakSet()
 
 
@@ -157,6 +166,8 @@ class TelemetryWriter:
         self._start_lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._replayed = False
+        #: run id -> (tenant, owner) from RunStart events (writer thread only)
+        self._scopes: OrderedDict[UUID, tuple[str | None, str | None]] = OrderedDict()
         self._enqueued = 0
         self._processed = 0
         self._reported_lost = 0
@@ -296,10 +307,10 @@ class TelemetryWriter:
                 self._wake.clear()
                 continue
             retry = 0.0
+            self._report_lost()  # before _finish: a flush() that returns has seen the log line
             if self._inflight:
                 self._finish(len(self._inflight))
                 self._inflight = []
-            self._report_lost()
         self._report_lost()
         if self._conn is not None:
             try:
@@ -335,7 +346,11 @@ class TelemetryWriter:
             ended = [i.run_id for i in items if isinstance(i, RunEnd)]
             ended += [i.row for i in items if type(i) is spill.SpilledRow and i.table == "ended"]
             if ended:  # halves may have closed their runs before the other half's starts
-                run(self._connection(), close_orphans(ended))
+                tenants = {rid: t for rid, (t, _) in self._scopes.items() if t is not None}
+                only_ended = Rows(
+                    ended=ended, tenants={r: tenants[r] for r in ended if r in tenants}
+                )
+                run(self._connection(), write_rows(only_ended))
 
     def _write_or_split(self, items: list[Item]) -> bool:
         """True when the batch had to be split (something in it was rejected)."""
@@ -366,14 +381,47 @@ class TelemetryWriter:
         )
 
     def _write(self, items: Iterable[Item]) -> None:
+        run(self._connection(), write_rows(self._rows(items)))
+
+    def _rows(self, items: Iterable[Item]) -> Rows:
+        """Fold ``items`` and stamp every row with its run's owner (and its tenant)."""
         rows = Rows()
         jmax = self.max_json_chars
         for item in items:
+            if type(item) is RunStart:
+                self._remember(item)
             _fold(rows, item, jmax)
-        for row in rows.steps.values():
-            if row["node_name"] is None:
-                row["node_name"] = "?"
-        run(self._connection(), write_rows(rows))
+        scopes = self._scopes
+        for rid, row in rows.runs.items():
+            self._stamp(rows, rid, row, scopes.get(rid))
+        for row in (*rows.steps.values(), *rows.calls.values()):
+            self._stamp(rows, row["run_id"], row, scopes.get(row["run_id"]))
+        for rid in rows.ended:
+            scope = scopes.get(rid)
+            if scope is not None and scope[0] is not None:
+                rows.tenants[rid] = scope[0]
+        return rows
+
+    @staticmethod
+    def _stamp(
+        rows: Rows, rid: UUID, row: dict[str, Any], scope: tuple[str | None, str | None] | None
+    ) -> None:
+        # Every row names its owner: row-level security checks the proposed INSERT row even
+        # when it ends as an update of an existing one. Spilled rows already carry theirs.
+        if scope is None:
+            return
+        tenant, owner = scope
+        row["owner_id"] = owner
+        if tenant is not None:
+            rows.tenants[rid] = tenant
+
+    def _remember(self, ev: RunStart) -> None:
+        """The (tenant, owner) of a run, for its later events (bounded, oldest forgotten)."""
+        scopes = self._scopes
+        scopes[ev.run_id] = (ev.tenant, ev.owner)
+        scopes.move_to_end(ev.run_id)
+        while len(scopes) > MAX_KNOWN_RUNS:
+            scopes.popitem(last=False)
 
     def _report_lost(self) -> None:
         lost = self.lost_events

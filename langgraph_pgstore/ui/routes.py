@@ -191,7 +191,7 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
                 "since": since, "until": until}  # fmt: skip
         try:
             filters = {
-                "user_id": user if user is not None else (owner or None),
+                "owner_id": user if user is not None else (owner or None),
                 "status": status or None,
                 "graph_name": graph or None,
                 **_time_filters(range_, since, until),
@@ -233,7 +233,7 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
     ) -> HTMLResponse:
         form = {"graph": graph, "range": range_, "since": since, "until": until}
         try:
-            filters = {"user_id": user, "graph_name": graph or None,
+            filters = {"owner_id": user, "graph_name": graph or None,
                        **_time_filters(range_, since, until)}  # fmt: skip
             data = await call(_dashboard_op(filters))
         except HTTPException as exc:

@@ -13,6 +13,11 @@ interleaved round by round so background load hits them alike. Prints one table 
 2. ``get_state_history`` over a thread of ~500 checkpoints of a growing conversation.
 3. Checkpoint bytes of one thread after 10/100/500 steps: plain ``add_messages`` list vs
    LangGraph's ``DeltaChannel`` (beta in langgraph 1.2), written by our checkpointer.
+4. Tenancy: the 50-step loop graph through our checkpointer as an application role (DML grants
+   only), on a database with tenancy off (unscoped) and one with tenancy on (acting for a
+   tenant: row-level security on every table, the tenant set in each transaction); the
+   ratio on/off is the cost of tenancy (target: at most 1.10). Twice the rounds of part 1:
+   the difference is a few percent, so the medians need more samples.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer, add_messages
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from langgraph_pgstore import AsyncDatabase, Database, redact_dsn
 
@@ -316,22 +323,99 @@ def print_bytes(rows: list[tuple[str, int, dict[str, int], float]]) -> None:
               f"{blobs:>10.0f}{stored:>11.0f}{read * 1000:>14.1f}")  # fmt: skip
 
 
+# ---- 4. tenancy ---------------------------------------------------------------------------
+
+
+def app_role_url(url: str, role: str) -> str:
+    """``url`` as a login role with DML grants only (row-level security binds it)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        for grant in (
+            "GRANT CONNECT ON DATABASE {db} TO {role}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        ):
+            db = sql.Identifier(str(conninfo_to_dict(url)["dbname"]))
+            conn.execute(sql.SQL(grant).format(db=db, role=sql.Identifier(role)))
+    return make_conninfo(url, user=role)
+
+
+def tenancy(off_url: str, on_url: str, rounds: int) -> list[tuple[str, list[float]]]:
+    """Invokes per database, interleaved round by round: tenancy off (unscoped) and on
+    (acting for a tenant), both as the application role."""
+    role = "bench_app"
+    with Database.connect(off_url) as admin:
+        admin.set_tenancy(False)
+    arms = {
+        "tenancy off (unscoped)": (off_url, None),
+        "tenancy on (tenant 'acme')": (on_url, "acme"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    with ExitStack() as stack:
+        graphs = {}
+        for name, (url, tenant) in arms.items():
+            db = stack.enter_context(
+                Database.connect(app_role_url(url, role), max_size=4, tenant=tenant)
+            )
+            graphs[name] = loop_graph().compile(checkpointer=db.checkpointer)
+        for r in range(rounds + 1):
+            for name, graph in graphs.items():
+                started = time.perf_counter()
+                out = graph.invoke({"messages": [], "n": 0}, _config(uuid.uuid4().hex))
+                elapsed = time.perf_counter() - started
+                assert len(out["messages"]) == STEPS
+                if r:
+                    times[name].append(elapsed)
+    with psycopg.connect(off_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    with psycopg.connect(on_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    return list(times.items())
+
+
+def print_tenancy(rows: list[tuple[str, list[float]]], rounds: int) -> float:
+    anchor = statistics.median(rows[0][1])
+    print(f"\n4. tenancy: the {STEPS}-step loop graph as the application role, {rounds} invokes "
+          "each (median), message mirror on")  # fmt: skip
+    print(f"{'database':<32}{'ms/invoke':>11}{'p90 ms':>9}{'vs tenancy off':>16}")
+    for name, samples in rows:
+        med = statistics.median(samples)
+        p90 = sorted(samples)[max(0, int(len(samples) * 0.9) - 1)]
+        print(f"{name:<32}{med * 1000:>11.1f}{p90 * 1000:>9.1f}{med / anchor:>15.3f}x")
+    return statistics.median(rows[1][1]) / anchor
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter history")
     parser.add_argument("--url", help="server to use (default DATABASE_URL, else embedded)")
+    parser.add_argument("--only-tenancy", action="store_true", help="run part 4 only")
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else 20
     invokes = 4 if args.quick else 10  # 51 checkpoints each
     marks = [10, 100, 200] if args.quick else [10, 100, 500]
     repeat = 1 if args.quick else 3
+    if args.only_tenancy:
+        with (
+            server_url(args.url) as admin,
+            scratch_database(admin) as on,
+            scratch_database(admin) as off,
+        ):
+            cost = print_tenancy(tenancy(off, on, 2 * rounds), 2 * rounds)
+        print(f"\ntenancy on/off: {cost:.3f}x (target <= 1.10x)")
+        return 0
     with server_url(args.url) as admin, scratch_database(admin) as url:
         print(f"server: {redact_dsn(admin)}; python {sys.version.split()[0]}; "
               f"{os.cpu_count()} CPUs{'; --quick' if args.quick else ''}")  # fmt: skip
         ratio = print_throughput(throughput(url, rounds), rounds)
         print_history(*history(url, invokes, repeat))
         print_bytes(bytes_per_step(url, marks))
+        with scratch_database(admin) as off_url:
+            cost = print_tenancy(tenancy(off_url, url, 2 * rounds), 2 * rounds)
     print(f"\nours/PostgresSaver throughput: {ratio:.2f}x (target >= 0.95x)")
+    print(f"tenancy on/off: {cost:.3f}x (target <= 1.10x)")
     return 0
 
 
