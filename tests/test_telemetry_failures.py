@@ -329,3 +329,39 @@ async def test_aflush_times_out_while_the_server_refuses(
         _set_connections(server_url, dbname, allow=True)
     assert await tel.aflush(30)
     assert len((await tel.alist_runs())["items"]) == 1
+
+
+def test_a_tenants_spilled_events_replay_under_its_tenant(
+    db: Database, app_url: str, server_url: str, tmp_path: Path
+) -> None:
+    """Row-level security on: a tenant's events spilled at exit are replayed by a process with
+    no tenant of its own, written under the tenant they were recorded for (and owned by it)."""
+    dbname = conninfo_to_dict(db.url)["dbname"]
+    ids = [uuid.uuid4() for _ in range(3)]
+    with Database.connect(app_url, tenant="alice", max_size=2) as alice:
+        alice.telemetry.writer.spill_dir = tmp_path
+        graph = alice.telemetry.instrument(one_node())
+        _set_connections(server_url, dbname, allow=False)
+        try:
+            for rid in ids:
+                graph.invoke({"x": []}, {"run_id": rid, "metadata": {"user_id": "alice"}})
+            assert not alice.telemetry.close(timeout=1.0)
+            assert alice.telemetry.status().spilled_events == 3 * 6  # run, step, call: start+end
+        finally:
+            _set_connections(server_url, dbname, allow=True)
+    with Database.connect(app_url, max_size=2) as nobody:
+        nobody.telemetry.writer.spill_dir = tmp_path
+        assert nobody.telemetry.writer.replay(20) == 9
+        assert nobody.telemetry.flush(10) and nobody.telemetry.rejected_events == 0
+        assert nobody.telemetry.list_runs()["items"] == []  # no tenant: sees no owned rows
+    with db.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT r.owner_id, r.status, (SELECT count(*) FROM steps s WHERE s.run_id = r.id"
+            " AND s.owner_id = 'alice') AS steps, (SELECT count(*) FROM llm_calls c"
+            " WHERE c.run_id = r.id AND c.owner_id = 'alice') AS calls"
+            " FROM runs r WHERE r.id = ANY(%s)",
+            (ids,),
+        ).fetchall()
+    assert [(r["owner_id"], r["status"], r["steps"], r["calls"]) for r in rows] == [
+        ("alice", "success", 1, 1)
+    ] * 3

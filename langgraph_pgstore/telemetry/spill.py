@@ -32,7 +32,9 @@ from .rows import RawJson, Rows, merge
 
 __all__ = ["SpilledRow", "claim", "database_key", "fold_spilled", "read", "write"]
 
-_TABLES = ("runs", "steps", "calls", "ended", "tenant")
+#: Kinds of lines that are table rows (the others: runs that ended, tenants of runs).
+ROWS = ("runs", "steps", "calls")
+_TABLES = (*ROWS, "ended", "tenant")
 _COLS = {"runs": RUN_COLS, "steps": STEP_COLS, "calls": LLM_COLS}
 
 

@@ -162,6 +162,7 @@ class TelemetryWriter:
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._stop = False
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
@@ -264,6 +265,9 @@ class TelemetryWriter:
         When the server is unreachable the wait is cut to about a second, and whatever is
         still unwritten goes to a spill file for the next start.
         """
+        if self._closed:
+            return self.pending == 0
+        self._closed = True
         if self._thread is not None:
             wait = timeout if self.last_error is None else min(timeout or 1.0, 1.0)
             flushed = self.flush(wait)
@@ -383,14 +387,22 @@ class TelemetryWriter:
     def _write(self, items: Iterable[Item]) -> None:
         run(self._connection(), write_rows(self._rows(items)))
 
-    def _rows(self, items: Iterable[Item]) -> Rows:
-        """Fold ``items`` and stamp every row with its run's owner (and its tenant)."""
+    def _rows(
+        self, items: Iterable[Item], on_error: Callable[[Item, Exception], None] | None = None
+    ) -> Rows:
+        """Fold ``items`` and stamp every row with its run's owner (and its tenant); with
+        ``on_error``, an item that can't be folded is reported there and skipped."""
         rows = Rows()
         jmax = self.max_json_chars
         for item in items:
             if type(item) is RunStart:
                 self._remember(item)
-            _fold(rows, item, jmax)
+            try:
+                _fold(rows, item, jmax)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(item, exc)
         scopes = self._scopes
         for rid, row in rows.runs.items():
             self._stamp(rows, rid, row, scopes.get(rid))
@@ -463,19 +475,17 @@ class TelemetryWriter:
             return
         n = len(items)
         if self.spill_dir is None:
+            self._drop_pending(n)
             self._count_lost(n, "no spill directory configured")
             return
         try:
-            rows = Rows()
-            for item in items:
-                try:
-                    _fold(rows, item, self.max_json_chars)
-                except Exception as exc:
-                    self._reject(item, exc)
+            rows = self._rows(items, on_error=self._reject)
             path, _ = spill.write(self.spill_dir, self._spill_key, rows)
         except Exception as exc:
             self._count_lost(n, f"spill failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            self._drop_pending(n)
         self.spilled_events += n
         log.warning(
             "telemetry: database unreachable at exit; %d events spilled to %s "
@@ -483,6 +493,14 @@ class TelemetryWriter:
             n,
             path,
         )
+
+    def _drop_pending(self, n: int) -> None:
+        """Events handed to a spill file (or lost) are no longer pending."""
+        self._inflight = []
+        self._buffer.clear()
+        with self._done:
+            self._processed += n
+            self._done.notify_all()
 
     def _count_lost(self, n: int, reason: str) -> None:
         self.lost_events += n
@@ -499,7 +517,7 @@ class TelemetryWriter:
             for start in range(0, len(items), self.batch_size):
                 self._commit(items[start : start + self.batch_size])  # transient: retried
             path.unlink(missing_ok=True)
-            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table != "ended")
+            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table in spill.ROWS)
             self.replayed_rows += n
             log.warning("telemetry: replayed %d spilled rows from %s", n, path.name)
         self._replayed = True
