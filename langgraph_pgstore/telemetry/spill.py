@@ -32,7 +32,9 @@ from .rows import RawJson, Rows, merge
 
 __all__ = ["SpilledRow", "claim", "database_key", "fold_spilled", "read", "write"]
 
-_TABLES = ("runs", "steps", "calls", "ended")
+#: Kinds of lines that are table rows (the other: runs that ended).
+ROWS = ("runs", "steps", "calls")
+_TABLES = (*ROWS, "ended")
 _COLS = {"runs": RUN_COLS, "steps": STEP_COLS, "calls": LLM_COLS}
 
 

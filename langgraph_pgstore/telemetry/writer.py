@@ -153,6 +153,7 @@ class TelemetryWriter:
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._stop = False
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
@@ -253,6 +254,9 @@ class TelemetryWriter:
         When the server is unreachable the wait is cut to about a second, and whatever is
         still unwritten goes to a spill file for the next start.
         """
+        if self._closed:
+            return self.pending == 0
+        self._closed = True
         if self._thread is not None:
             wait = timeout if self.last_error is None else min(timeout or 1.0, 1.0)
             flushed = self.flush(wait)
@@ -296,10 +300,10 @@ class TelemetryWriter:
                 self._wake.clear()
                 continue
             retry = 0.0
+            self._report_lost()  # before _finish: a flush() that returns has seen the log line
             if self._inflight:
                 self._finish(len(self._inflight))
                 self._inflight = []
-            self._report_lost()
         self._report_lost()
         if self._conn is not None:
             try:
@@ -415,6 +419,7 @@ class TelemetryWriter:
             return
         n = len(items)
         if self.spill_dir is None:
+            self._drop_pending(n)
             self._count_lost(n, "no spill directory configured")
             return
         try:
@@ -428,6 +433,8 @@ class TelemetryWriter:
         except Exception as exc:
             self._count_lost(n, f"spill failed: {type(exc).__name__}: {exc}")
             return
+        finally:
+            self._drop_pending(n)
         self.spilled_events += n
         log.warning(
             "telemetry: database unreachable at exit; %d events spilled to %s "
@@ -435,6 +442,14 @@ class TelemetryWriter:
             n,
             path,
         )
+
+    def _drop_pending(self, n: int) -> None:
+        """Events handed to a spill file (or lost) are no longer pending."""
+        self._inflight = []
+        self._buffer.clear()
+        with self._done:
+            self._processed += n
+            self._done.notify_all()
 
     def _count_lost(self, n: int, reason: str) -> None:
         self.lost_events += n
@@ -451,7 +466,7 @@ class TelemetryWriter:
             for start in range(0, len(items), self.batch_size):
                 self._commit(items[start : start + self.batch_size])  # transient: retried
             path.unlink(missing_ok=True)
-            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table != "ended")
+            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table in spill.ROWS)
             self.replayed_rows += n
             log.warning("telemetry: replayed %d spilled rows from %s", n, path.name)
         self._replayed = True
