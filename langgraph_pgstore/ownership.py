@@ -88,7 +88,7 @@ def claim_thread(thread_id: str, session_id: UUID, owner: str) -> Op[None]:
         yield Query(statement, params)
 
 
-def _scope(external_id: str) -> Op[tuple[dict[str, Any], list[str]]]:
+def _selection(external_id: str) -> Op[tuple[dict[str, Any], list[str]]]:
     """Parameters of :data:`ROWS_OF_USER` and the tables present (memory_vectors needs
     pgvector)."""
     u = validate_id(external_id)
@@ -103,7 +103,7 @@ def purge_user(external_id: str) -> Op[dict[str, int]]:
     ``NotFound`` when there is neither a users row nor any owned row.
     """
     yield from require_admin("purge_user")
-    params, tables = yield from _scope(external_id)
+    params, tables = yield from _selection(external_id)
     counts: dict[str, int] = {}
     for table in tables:
         rows = yield Query(
@@ -128,7 +128,7 @@ def export_user(external_id: str, serde: SerializerProtocol) -> Op[dict[str, Any
     ``{"external_id", "exported_at", "user": users row | None, "tables": {table: [rows]}}``.
     """
     yield from require_admin("export_user")
-    params, tables = yield from _scope(external_id)
+    params, tables = yield from _selection(external_id)
     out: dict[str, list[dict[str, Any]]] = {}
     for table in tables:
         rows = yield Query(

@@ -126,7 +126,6 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
                 config, checkpoint, metadata, new_versions
             )
         # langgraph's aput and the mirror writes on one connection, in one transaction.
-        statement = base.scope_statement(scope)
         for attempt in (1, 2):
             fast = recorder.pipelined(config, scope[1])
             try:
@@ -135,9 +134,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    if statement is not None:
-                        await conn.execute(*statement)
-                    saver = self._acting(conn, base.UNSCOPED)
+                    saver = self._acting(conn, scope)  # its statements set the scope first
                     saved = await super(AsyncPgCheckpointer, saver).aput(
                         config, checkpoint, metadata, new_versions
                     )

@@ -140,7 +140,6 @@ class PgCheckpointer(PostgresSaver):
             saver = self._acting(self.conn, scope)
             return super(PgCheckpointer, saver).put(config, checkpoint, metadata, new_versions)
         # langgraph's put and the mirror writes on one connection, in one transaction.
-        statement = base.scope_statement(scope)
         for attempt in (1, 2):
             fast = recorder.pipelined(config, scope[1])
             try:
@@ -149,9 +148,7 @@ class PgCheckpointer(PostgresSaver):
                     conn.pipeline() if fast else nullcontext(),
                     conn.transaction(),
                 ):
-                    if statement is not None:
-                        conn.execute(*statement)
-                    saver = self._acting(conn, base.UNSCOPED)
+                    saver = self._acting(conn, scope)  # its statements set the scope first
                     saved = super(PgCheckpointer, saver).put(
                         config, checkpoint, metadata, new_versions
                     )
