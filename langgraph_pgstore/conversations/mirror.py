@@ -24,11 +24,16 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["MessageRow", "clean_text", "message_row", "role_of"]
+__all__ = ["MESSAGE_COLS", "MessageRow", "clean_text", "message_row", "role_of"]
 
 #: (message_id, role, name, content, content_parts, tool_calls, tool_call_id,
 #:  input_tokens, output_tokens, total_tokens, metadata) -- comparable for change detection.
 MessageRow = tuple[Any, ...]
+#: The ``messages`` columns of a :data:`MessageRow`, in its order.
+MESSAGE_COLS = (
+    "message_id, role, name, content, content_parts, tool_calls, tool_call_id, "
+    "input_tokens, output_tokens, total_tokens, metadata"
+)
 
 _ROLES = {
     "human": "user",

@@ -22,7 +22,8 @@ from langchain_core.runnables import RunnableConfig
 
 from .._ops import Op, Query
 from .mirror import MessageRow, message_row, messages_of
-from .ops import HAS_EMBEDDING_SQL, ThreadState, mirror_messages
+from .mirroring import ThreadState, mirror_messages
+from .ops import HAS_EMBEDDING_SQL
 
 __all__ = ["MessageRecorder"]
 
