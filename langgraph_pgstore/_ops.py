@@ -50,6 +50,7 @@ __all__ = [
     "run",
     "run_idempotent",
     "translate_error",
+    "translated",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,18 +80,25 @@ def _reraise(exc: BaseException) -> None:
 
 
 @contextmanager
+def translated() -> Iterator[None]:
+    """Raise our error (``raise ... from``) for a driver error escaping the block."""
+    try:
+        yield
+    except Exception as exc:
+        _reraise(exc)
+        raise
+
+
+@contextmanager
 def connection(conn: Conn, timeout: float | None = None) -> Iterator[Connection[DictRow]]:
     """Borrow a connection from a pool (waiting ``timeout`` s at most, else the pool's), or use
     the given one; errors translated."""
-    try:
+    with translated():
         if isinstance(conn, ConnectionPool):
             with conn.connection(timeout) as c:
                 yield c
         else:
             yield conn
-    except Exception as exc:
-        _reraise(exc)
-        raise
 
 
 @asynccontextmanager
@@ -98,15 +106,12 @@ async def aconnection(
     conn: AConn, timeout: float | None = None
 ) -> AsyncIterator[AsyncConnection[DictRow]]:
     """Async twin of :func:`connection`."""
-    try:
+    with translated():
         if isinstance(conn, AsyncConnectionPool):
             async with conn.connection(timeout) as c:
                 yield c
         else:
             yield conn
-    except Exception as exc:
-        _reraise(exc)
-        raise
 
 
 def _step(op: Op[T], rows: list[DictRow] | None) -> tuple[Query | None, T | None]:
