@@ -23,7 +23,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypedDict, TypeVar
 
-import click
 import typer
 from pydantic import TypeAdapter
 from rich.console import Console
@@ -304,7 +303,7 @@ def doctor(json_out: JsonOpt = False) -> None:
         from .api.models import Health  # pydantic only: no FastAPI needed
 
         verdict = "healthy" if report.ok else "unhealthy"
-        _print_json(Health.model_validate({"status": verdict, **report.to_dict()}), Health)
+        _print_json({"status": verdict, **report.to_dict()}, Health)
     else:
         out.print(_report_table(report))
     if not report.ok:
@@ -398,13 +397,7 @@ CALL_COLUMNS = [
 ]  # fmt: skip
 GROUP_COLUMNS = ["key", "runs", "errors", "llm_calls", "input_tokens", "output_tokens",
                  "cost_usd", "cost_unknown_calls"]  # fmt: skip
-GroupByOpt = Annotated[
-    str,
-    typer.Option(
-        click_type=click.Choice(["session", "user", "graph", "model", "day"]),
-        help="Group totals by this.",
-    ),
-]
+GroupByOpt = Annotated[tq.GroupBy, typer.Option(help="Group totals by this.")]
 
 
 def _print_page(page: Page[Any], columns: list[str], title: str) -> None:
@@ -556,7 +549,7 @@ def runs_stats(
         return
     groups = _run(
         tq.stats(
-            by, user_id=user, thread_id=thread, graph_name=graph,  # type: ignore[arg-type]
+            by, user_id=user, thread_id=thread, graph_name=graph,
             since=_when(since, "since"), until=_when(until, "until"),
         )
     )  # fmt: skip
@@ -577,15 +570,12 @@ SESSION_COLUMNS = ["id", "thread_id", "owner_id", "title", "status", "message_co
 def sessions_list(
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
-    status: Annotated[
-        str | None,
-        typer.Option(click_type=click.Choice(["active", "archived"]), help="Session status."),
-    ] = None,
+    status: Annotated[conv.SessionStatus | None, typer.Option(help="Session status.")] = None,
     user: Annotated[str | None, typer.Option(help="Owner (external user id).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sessions, most recently updated first."""
-    page = _run(conv.list_sessions(user, status=status, limit=limit, cursor=cursor))  # type: ignore[arg-type]
+    page = _run(conv.list_sessions(user, status=status, limit=limit, cursor=cursor))
     if json_out:
         _print_json(page, Page[Session])
     else:

@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 import psycopg
 from langgraph.store.base import NOT_PROVIDED, BaseStore
+from pydantic import TypeAdapter
 
 from .. import tenancy
 from .._ops import Op, arun
@@ -61,6 +62,7 @@ from .models import (
 __all__ = ["create_app", "create_router"]
 
 T = TypeVar("T")
+HEALTH: TypeAdapter[Any] = TypeAdapter(Health)
 
 #: Seconds a readiness probe waits for a pooled connection before answering 503.
 READINESS_TIMEOUT = 5.0
@@ -201,8 +203,8 @@ def create_router(
     async def health() -> JSONResponse:
         report = await get_db().ahealth()
         status = "healthy" if report.ok else "unhealthy"
-        body = Health.model_validate({"status": status, **report.to_dict()})
-        return JSONResponse(body.model_dump(mode="json"), status_code=200 if report.ok else 503)
+        body = HEALTH.dump_python({"status": status, **report.to_dict()}, mode="json")
+        return JSONResponse(body, status_code=200 if report.ok else 503)
 
     @router.get("/health/liveness", tags=["health"], summary="Process is up (no database)")
     async def liveness() -> Liveness:
@@ -465,9 +467,7 @@ def create_router(
             {"items": [i.dict() for i in found], "next_cursor": getattr(found, "next_cursor", None)}
         )
 
-    @router.post(
-        "/store/namespaces", tags=["store"], summary="List namespaces", responses=ERRORS
-    )
+    @router.post("/store/namespaces", tags=["store"], summary="List namespaces", responses=ERRORS)
     async def store_namespaces(body: StoreListNamespaces, user: StoreCaller) -> NamespacesPage:
         found = await store_call(
             get_store().alist_namespaces(

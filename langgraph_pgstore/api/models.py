@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, TypedDict, cast, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..health import HealthReport
 
@@ -40,20 +40,17 @@ class Problem(BaseModel):
 
 
 def _health_fields() -> dict[str, Any]:
-    """``HealthReport``'s fields as pydantic field definitions (one list of fields), after
-    the verdict and ``migrated``, which ``to_dict`` adds."""
+    """``HealthReport``'s fields (one list of fields), after the verdict and ``migrated``,
+    which ``to_dict`` adds."""
     hints = get_type_hints(HealthReport)
-    fields: dict[str, Any] = {"status": (HealthStatus, ...), "migrated": (bool, ...)}
-    fields.update((f.name, (hints[f.name], ...)) for f in dataclasses.fields(HealthReport))
+    fields: dict[str, Any] = {"status": Literal["healthy", "unhealthy"], "migrated": bool}
+    fields.update((f.name, hints[f.name]) for f in dataclasses.fields(HealthReport))
     return fields
 
 
-HealthStatus = Literal["healthy", "unhealthy"]
-Health: type[BaseModel] = create_model(
-    "Health",
-    __doc__="The full health report (``db.health()``), as ``doctor --json`` prints it.",
-    **_health_fields(),
-)
+#: The full health report (``db.health()``) as ``GET /health`` and ``doctor --json`` give it.
+#: A TypedDict built from the dataclass's fields (a model would clash with ``schema``).
+Health: Any = cast(Any, TypedDict)("Health", _health_fields())
 
 
 class Liveness(BaseModel):

@@ -180,6 +180,7 @@ class _Base:
         return tenancy.resolve_owner(conn, named)[1]
 
     def _succeeded(self, n: int) -> None:
+        self._error = None  # caught up: an earlier failure is over
         self._status.embedded += n
         self._status.consecutive_failures = 0
         self._status.healthy = True
@@ -340,7 +341,7 @@ class Conversations(_Base):
         (re-raises the background's last error, once)."""
         self._idle.wait(timeout)
         self._raise_kept()
-        self.embed_pending()
+        self._succeeded(self.embed_pending())
 
     # analysis
     def upsert_analysis(
@@ -521,7 +522,7 @@ class AsyncConversations(_Base):
         if self._task is not None and not self._task.done():
             await self._settled.wait()
         self._raise_kept()
-        await self.aembed_pending()
+        self._succeeded(await self.aembed_pending())
 
     async def aupsert_analysis(
         self, session_id: ID, analysis: m.ChainAnalysis | Mapping[str, Any]
