@@ -277,7 +277,7 @@ async def test_removed_messages_hidden_counted_apart_and_listed_on_request(hub: 
     assert await c.count_messages(s.id, include_removed=True) == 4
     assert (await c.get_session(s.id)).message_count == 3  # visible ones only
     everything = (await c.list_messages(s.id, include_removed=True))["items"]
-    assert [m.content for m in everything][0] == "one" and everything[0].removed_at is not None
+    assert everything[0].content == "one" and everything[0].removed_at is not None
 
 
 async def test_add_and_delete_messages_by_hand(hub: Hub) -> None:
