@@ -298,7 +298,7 @@ async def test_add_and_delete_messages_by_hand(hub: Hub) -> None:
         await c.delete_message(uuid.uuid4(), "m-2")
     # A message mirrored from a graph belongs to its state: removing it is the graph's job.
     await hub.chat("graph-thread", "erin", ["hello"])
-    mirrored = (await c.list_messages((await c.get_session_by_thread("graph-thread")).id))
+    mirrored = await c.list_messages((await c.get_session_by_thread("graph-thread")).id)
     item = mirrored["items"][0]
     with pytest.raises(InvalidInput, match="RemoveMessage"):
         await c.delete_message(item.session_id, item.message_id)
