@@ -65,8 +65,9 @@ app.add_typer(embedded_app, name="embedded")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sessions_app, name="sessions")
 
-out = Console()
-err = Console(stderr=True)
+# No markup: whatever we print (stored text, names, URLs) is shown as it is; styles are Text's.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 LimitOpt = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="Page size.")]
@@ -263,8 +264,7 @@ def _report_table(report: HealthReport) -> Table:
     table = Table(title="langgraph-pgstore doctor", show_header=False)
     table.add_column("check")
     table.add_column("value")
-    verdict = "[green]healthy[/green]" if report.ok else "[red]unhealthy[/red]"
-    table.add_row("status", verdict)
+    table.add_row("status", Text("healthy", "green") if report.ok else Text("unhealthy", "red"))
     table.add_row("url", Text(report.url))
     table.add_row("server", _fmt(report.server_version))
     table.add_row("database", _fmt(report.database))
@@ -285,7 +285,7 @@ def _report_table(report: HealthReport) -> Table:
         figures = ", ".join(f"{k}={v}" for k, v in report.pool.items() if k.startswith("pool"))
         table.add_row("pool", figures)
     for problem in report.problems:
-        table.add_row("[yellow]problem[/yellow]", Text(problem))
+        table.add_row(Text("problem", "yellow"), Text(problem))
     return table
 
 
@@ -400,7 +400,11 @@ GROUP_COLUMNS = ["key", "runs", "errors", "llm_calls", "input_tokens", "output_t
 GroupByOpt = Annotated[tq.GroupBy, typer.Option(help="Group totals by this.")]
 
 
-def _print_page(page: Page[Any], columns: list[str], title: str) -> None:
+def _print_page(page: Page[Any], kind: Any, title: str, columns: list[str], json_out: bool) -> None:
+    """A page as JSON (of type ``kind``), or as a table with the next page's option."""
+    if json_out:
+        _print_json(page, kind)
+        return
     out.print(_table(title, columns, page["items"]))
     if page["next_cursor"]:
         out.print(f"next page: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
@@ -429,10 +433,7 @@ def runs_list(
             since=_when(since, "since"), until=_when(until, "until"),
         )
     )  # fmt: skip
-    if json_out:
-        _print_json(page, Page[Run])
-    else:
-        _print_page(page, RUN_COLUMNS, "runs")
+    _print_page(page, Page[Run], "runs", RUN_COLUMNS, json_out)
 
 
 class RunShow(RunDetail):
@@ -532,11 +533,11 @@ def runs_stats(
         str | None, typer.Argument(help="One run (id, id prefix or thread); omit for totals.")
     ] = None,
     by: GroupByOpt = "session",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     user: Annotated[str | None, typer.Option(help="Only this user's runs.")] = None,
     thread: Annotated[str | None, typer.Option(help="Only this thread's runs.")] = None,
     graph: Annotated[str | None, typer.Option(help="Only this graph's runs.")] = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Token, cost and duration totals: of one run, or grouped over all runs."""
@@ -576,10 +577,7 @@ def sessions_list(
 ) -> None:
     """Sessions, most recently updated first."""
     page = _run(conv.list_sessions(user, status=status, limit=limit, cursor=cursor))
-    if json_out:
-        _print_json(page, Page[Session])
-    else:
-        _print_page(page, SESSION_COLUMNS, "sessions")
+    _print_page(page, Page[Session], "sessions", SESSION_COLUMNS, json_out)
 
 
 class SessionShow(TypedDict):

@@ -6,6 +6,7 @@ public methods, and declares the library's record types as its response model, s
 OpenAPI schema shows real fields and HTTP, Python and the CLI's ``--json`` agree.
 """
 
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -182,6 +183,8 @@ def create_router(
     else:
         get_store = store if callable(store) else (lambda: store)
     router = APIRouter()
+    runs_route = functools.partial(router.get, tags=["runs"], responses=ERRORS)
+    sessions_route = functools.partial(router.get, tags=["sessions"], responses=ERRORS)
     caller = Depends(_authenticated(auth, get_db) if auth else _anonymous)
     Caller = Annotated[str | None, caller]
 
@@ -193,13 +196,14 @@ def create_router(
 
     # -- health (never scoped: probes carry no credentials) --------------------------------
 
-    @router.get(
-        "/health",
-        tags=["health"],
-        summary="Full health report (503 when unhealthy)",
-        response_model=Health,
-        responses={503: {"model": Health}},
-    )
+    def probe(path: str, summary: str, body: Any) -> Callable[[T], T]:
+        """A health route answering ``body`` with 200, or with 503 when not well."""
+        return router.get(  # type: ignore[return-value]
+            path, tags=["health"], summary=summary, response_model=body,
+            responses={503: {"model": body}},
+        )  # fmt: skip
+
+    @probe("/health", "Full health report (503 when unhealthy)", Health)
     async def health() -> JSONResponse:
         report = await get_db().ahealth()
         status = "healthy" if report.ok else "unhealthy"
@@ -210,13 +214,7 @@ def create_router(
     async def liveness() -> Liveness:
         return Liveness(status="alive")
 
-    @router.get(
-        "/health/readiness",
-        tags=["health"],
-        summary="Database reachable, pool figures",
-        response_model=Readiness,
-        responses={503: {"model": Readiness}},
-    )
+    @probe("/health/readiness", "Database reachable, pool figures", Readiness)
     async def readiness() -> JSONResponse:
         database = get_db()
         body = Readiness(status="ready", pool={})
@@ -231,26 +229,8 @@ def create_router(
 
     # -- runs (telemetry.queries) ---------------------------------------------------------
 
-    def run_filters(
-        user: str | None,
-        user_id: str | None,
-        thread_id: str | None,
-        graph_name: str | None,
-        status: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        metadata: str | None,
-    ) -> tq.RunFilters:
-        return tq.RunFilters(
-            owner_id=user, user_id=user_id, thread_id=thread_id, graph_name=graph_name,
-            status=status, since=_utc(since), until=_utc(until), metadata=_metadata(metadata),
-        )  # fmt: skip
-
-    @router.get("/runs", tags=["runs"], summary="Runs, newest first", responses=ERRORS)
-    async def list_runs(
+    async def run_filters(
         user: Caller,
-        limit: Limit = 50,
-        cursor: Cursor = None,
         status: str | None = None,
         graph_name: str | None = None,
         thread_id: str | None = None,
@@ -260,80 +240,53 @@ def create_router(
         since: Since = None,
         until: Until = None,
         metadata: MetadataFilter = None,
-    ) -> Page[Run]:
-        filters = run_filters(user, user_id, thread_id, graph_name, status, since, until, metadata)
-        filters["trace_id"], filters["idempotency_key"] = trace_id, idempotency_key
+    ) -> tq.RunFilters:
+        """The filters of ``/runs`` and ``/stats`` (``telemetry.RunFilters``), scoped to the
+        caller."""
+        return tq.RunFilters(
+            owner_id=user, user_id=user_id, thread_id=thread_id, graph_name=graph_name,
+            status=status, trace_id=trace_id, idempotency_key=idempotency_key,
+            since=_utc(since), until=_utc(until), metadata=_metadata(metadata),
+        )  # fmt: skip
+
+    Filters = Annotated[tq.RunFilters, Depends(run_filters)]
+
+    @runs_route("/runs", summary="Runs, newest first")
+    async def list_runs(filters: Filters, limit: Limit = 50, cursor: Cursor = None) -> Page[Run]:
         return await call(tq.list_runs(limit=limit, cursor=cursor, **filters))
 
-    @router.get(
-        "/runs/find",
-        tags=["runs"],
-        summary="The newest run with an idempotency key or a trace id",
-        responses=ERRORS,
-    )
+    @runs_route("/runs/find", summary="The newest run with an idempotency key or a trace id")
     async def find_run(
         user: Caller, idempotency_key: str | None = None, trace_id: str | None = None
     ) -> Run:
         op = tq.find_run(idempotency_key=idempotency_key, trace_id=trace_id, owner_id=user)
         return await call(op)
 
-    @router.get(
-        "/runs/{run_id}", tags=["runs"], summary="A run, its steps and LLM calls", responses=ERRORS
-    )
+    @runs_route("/runs/{run_id}", summary="A run, its steps and LLM calls")
     async def get_run(run_id: UUID, user: Caller) -> RunDetail:
         return await call(tq.get_run(run_id, owner_id=user))
 
-    @router.get(
-        "/runs/{run_id}/steps", tags=["runs"], summary="A run's step timeline", responses=ERRORS
-    )
+    @runs_route("/runs/{run_id}/steps", summary="A run's step timeline")
     async def run_steps(run_id: UUID, user: Caller) -> list[Step]:
         return (await call(tq.get_run(run_id, owner_id=user)))["steps"]
 
-    @router.get(
-        "/runs/{run_id}/llm_calls", tags=["runs"], summary="A run's LLM calls", responses=ERRORS
-    )
+    @runs_route("/runs/{run_id}/llm_calls", summary="A run's LLM calls")
     async def run_llm_calls(run_id: UUID, user: Caller) -> list[LlmCall]:
         return (await call(tq.get_run(run_id, owner_id=user)))["llm_calls"]
 
-    @router.get(
-        "/runs/{run_id}/stats",
-        tags=["runs"],
-        summary="Tokens, cost, latency of a run",
-        responses=ERRORS,
-    )
+    @runs_route("/runs/{run_id}/stats", summary="Tokens, cost, latency of a run")
     async def run_stats(run_id: UUID, user: Caller) -> RunStats:
         return await call(tq.run_stats(run_id, owner_id=user))
 
-    @router.get(
-        "/stats",
-        tags=["runs"],
-        summary="Totals grouped by session, user, graph, model or day",
-        responses=ERRORS,
-    )
+    @runs_route("/stats", summary="Totals grouped by session, user, graph, model or day")
     async def grouped_stats(
-        user: Caller,
-        by: tq.GroupBy = "session",
-        run_id: UUID | None = None,
-        user_id: str | None = None,
-        thread_id: str | None = None,
-        graph_name: str | None = None,
-        status: str | None = None,
-        since: Since = None,
-        until: Until = None,
-        metadata: MetadataFilter = None,
+        filters: Filters, by: tq.GroupBy = "session", run_id: UUID | None = None
     ) -> list[GroupStats]:
-        filters = run_filters(user, user_id, thread_id, graph_name, status, since, until, metadata)
-        filters["run_id"] = run_id
-        return await call(tq.stats(by, **filters))
+        return await call(tq.stats(by, **filters, run_id=run_id))
 
     # -- sessions and messages (conversations.ops) ----------------------------------------
 
-    @router.get(
-        "/sessions",
-        tags=["sessions"],
-        summary="Sessions, most recently updated first",
-        responses=ERRORS,
-    )
+    @sessions_route("/sessions", summary="Sessions, most recently updated first")
     async def list_sessions(
         user: Caller,
         limit: Limit = 50,
@@ -346,17 +299,13 @@ def create_router(
         who = user if user is not None else owner
         return await call(conv.list_sessions(who, status=status, limit=limit, cursor=cursor))
 
-    @router.get(
-        "/sessions/{session_id}", tags=["sessions"], summary="One session", responses=ERRORS
-    )
+    @sessions_route("/sessions/{session_id}", summary="One session")
     async def get_session(session_id: UUID, user: Caller) -> Session:
         return await call(conv.get_session(session_id, owner_id=user))
 
-    @router.get(
+    @sessions_route(
         "/sessions/{session_id}/messages",
-        tags=["sessions"],
         summary="A session's messages in order (removed ones hidden)",
-        responses=ERRORS,
     )
     async def session_messages(
         session_id: UUID,
@@ -373,20 +322,14 @@ def create_router(
         )  # fmt: skip
         return await call(op)
 
-    @router.get(
-        "/sessions/{session_id}/stats",
-        tags=["sessions"],
-        summary="Messages per role, tokens, first and last message",
-        responses=ERRORS,
+    @sessions_route(
+        "/sessions/{session_id}/stats", summary="Messages per role, tokens, first and last message"
     )
     async def session_stats(session_id: UUID, user: Caller) -> SessionStats:
         return await call(conv.session_stats(session_id, owner_id=user))
 
-    @router.get(
-        "/sessions/{session_id}/analysis",
-        tags=["sessions"],
-        summary="The session's chain analysis (null when none)",
-        responses=ERRORS,
+    @sessions_route(
+        "/sessions/{session_id}/analysis", summary="The session's chain analysis (null when none)"
     )
     async def session_analysis(session_id: UUID, user: Caller) -> StoredChainAnalysis | None:
         return await call(conv.get_analysis(session_id, owner_id=user))

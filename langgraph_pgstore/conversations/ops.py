@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -32,12 +32,82 @@ from . import models
 from .mirror import clean_text
 from .models import Message, Session, User
 
-__all__ = ["Embedder"]  # the operations are used as ``ops.<name>``
+__all__ = [  # and the operations, used as ``ops.<name>``
+    "Embedder",
+    "MessageFields",
+    "MessageQuery",
+    "SearchScope",
+    "SessionFields",
+    "SessionQuery",
+    "UserAttributes",
+]
 
 ID = uuid.UUID | str
 #: A user: its external id, or a ``User`` row (internal UUIDs only via the ``*_by_id`` ops).
 UserRef = str | User
 SessionStatus = Literal["active", "archived"]
+
+
+class _Described(TypedDict, total=False):
+    name: str | None
+    metadata: Mapping[str, Any] | None
+    """JSON object; on an update, merged into the stored one."""
+
+
+class UserAttributes(_Described, total=False):
+    """Attributes of a user (never match keys: the external id is the identity)."""
+
+    email: str | None
+
+
+class MessageFields(_Described, total=False):
+    """Optional fields of ``add_message``."""
+
+    message_id: str | None
+    """Its id (default: a new UUID), as LangChain messages have one."""
+
+
+class SessionFields(TypedDict, total=False):
+    """What ``update_session`` can change (None or absent: unchanged)."""
+
+    title: str | None
+    status: SessionStatus | None
+    metadata: Mapping[str, Any] | None
+    """Merged into the stored metadata."""
+
+
+class _PageQuery(TypedDict, total=False):
+    limit: int
+    """Page size, 1..1000."""
+    cursor: str | None
+    """``next_cursor`` of the previous page."""
+
+
+class SessionQuery(_PageQuery, total=False):
+    """Options of ``list_sessions``."""
+
+    status: SessionStatus | None
+
+
+class MessageQuery(_PageQuery, total=False):
+    """Options of ``list_messages`` (a cursor keeps the direction of the first page)."""
+
+    last: bool
+    """Start from the newest messages (still returned in order), paging towards older ones."""
+    role: str | None
+    include_removed: bool
+    """Also messages that left the thread's state (``removed_at`` set)."""
+    owner_id: str | None
+    """Only if the session is this user's (else ``NotFound``)."""
+
+
+class SearchScope(TypedDict, total=False):
+    """Where ``search_messages`` / ``search_similar`` look."""
+
+    user: UserRef | None
+    """Only this user's messages."""
+    session_id: ID | None
+    limit: int
 
 
 def _columns(model: type[BaseModel], alias: str, computed: Iterable[str] = ()) -> str:
@@ -307,18 +377,14 @@ def resolve_user(
 
 
 def _update_user(
-    key: Literal["external_id", "id"],
-    value: Any,
-    email: str | None,
-    name: str | None,
-    metadata: Mapping[str, Any] | None,
+    key: Literal["external_id", "id"], value: Any, attributes: UserAttributes
 ) -> Op[User]:
     statement = sql.SQL(UPDATE_USER_SQL).format(key=sql.SQL(f"u.{key}"))
     params = {
         "key": value,
-        "email": _text(email, "email"),
-        "name": _text(name, "name"),
-        "metadata": _meta(metadata),
+        "email": _text(attributes.get("email"), "email"),
+        "name": _text(attributes.get("name"), "name"),
+        "metadata": _meta(attributes.get("metadata")),
     }
     rows = yield Query(statement, params)
     if not rows:
@@ -326,30 +392,15 @@ def _update_user(
     return User.model_validate(rows[0])
 
 
-def update_user(
-    external_id: str,
-    *,
-    email: str | None = None,
-    name: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Op[User]:
+def update_user(external_id: str, **attributes: Unpack[UserAttributes]) -> Op[User]:
     """Change a user's attributes (None leaves one as it is; metadata is merged)."""
-    return (
-        yield from _update_user(
-            "external_id", validate_id(external_id, "external_id"), email, name, metadata
-        )
-    )
+    ext = validate_id(external_id, "external_id")
+    return (yield from _update_user("external_id", ext, attributes))
 
 
-def update_user_by_id(
-    user_id: ID,
-    *,
-    email: str | None = None,
-    name: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Op[User]:
+def update_user_by_id(user_id: ID, **attributes: Unpack[UserAttributes]) -> Op[User]:
     """:func:`update_user` for a user named by internal id."""
-    return (yield from _update_user("id", parse_id(user_id, "user id"), email, name, metadata))
+    return (yield from _update_user("id", parse_id(user_id, "user id"), attributes))
 
 
 def upsert_users(users: Iterable[Mapping[str, Any]]) -> Op[list[User]]:
@@ -443,22 +494,25 @@ def create_session(
     return (yield from get_session(sid))
 
 
+def _one_session(statement: str, params: dict[str, Any], missing: str) -> Op[Session]:
+    rows = yield Query(statement, params)
+    if not rows:
+        raise NotFound(missing)
+    return Session.model_validate(rows[0])
+
+
 def get_session(session_id: ID, *, owner_id: str | None = None) -> Op[Session]:
     """One session; ``NotFound`` when absent (or, with ``owner_id``, another user's)."""
     sid = parse_id(session_id, "session id")
-    rows = yield Query(GET_SESSION_SQL, {"id": sid, "owner": _owner(owner_id)})
-    if not rows:
-        raise NotFound(f"no session {sid}")
-    return Session.model_validate(rows[0])
+    params = {"id": sid, "owner": _owner(owner_id)}
+    return (yield from _one_session(GET_SESSION_SQL, params, f"no session {sid}"))
 
 
 def get_session_by_thread(thread_id: str, *, owner_id: str | None = None) -> Op[Session]:
     """The session of a LangGraph thread; ``NotFound`` as :func:`get_session`."""
-    thread = _text(thread_id, "thread_id")
-    rows = yield Query(GET_SESSION_BY_THREAD_SQL, {"thread": thread, "owner": _owner(owner_id)})
-    if not rows:
-        raise NotFound(f"no session for thread {thread_id!r}")
-    return Session.model_validate(rows[0])
+    params = {"thread": _text(thread_id, "thread_id"), "owner": _owner(owner_id)}
+    missing = f"no session for thread {thread_id!r}"
+    return (yield from _one_session(GET_SESSION_BY_THREAD_SQL, params, missing))
 
 
 def resolve_session(ref: str, *, owner_id: str | None = None) -> Op[uuid.UUID]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, Generic, TypeVar, Unpack
 
 from .. import ownership, tenancy
 from .._ops import AConn, Conn, arun, run
@@ -26,84 +26,24 @@ from ..errors import InvalidInput
 from ..paging import Page
 from . import models as m
 from . import ops
-from .ops import ID, Embedder, SessionStatus, UserRef
+from .ops import (
+    ID,
+    Embedder,
+    MessageFields,
+    MessageQuery,
+    SearchScope,
+    SessionFields,
+    SessionQuery,
+    UserAttributes,
+    UserRef,
+)
 from .recorder import MessageRecorder
 
-__all__ = [
-    "AsyncConversations",
-    "Conversations",
-    "EmbedderStatus",
-    "MessageFields",
-    "MessageQuery",
-    "SearchScope",
-    "SessionFields",
-    "SessionQuery",
-    "UserAttributes",
-]
+__all__ = ["AsyncConversations", "Conversations", "EmbedderStatus"]
 
 log = logging.getLogger("langgraph_pgstore.conversations")
 
-
-class UserAttributes(TypedDict, total=False):
-    """Attributes of a user (never match keys: the external id is the identity)."""
-
-    email: str | None
-    name: str | None
-    metadata: Mapping[str, Any] | None
-    """Merged into the stored metadata on update."""
-
-
-class SessionFields(TypedDict, total=False):
-    """What ``update_session`` can change (None or absent: unchanged)."""
-
-    title: str | None
-    status: SessionStatus | None
-    metadata: Mapping[str, Any] | None
-    """Merged into the stored metadata."""
-
-
-class SessionQuery(TypedDict, total=False):
-    """Options of ``list_sessions``."""
-
-    status: SessionStatus | None
-    limit: int
-    """Page size, 1..1000 (default 50)."""
-    cursor: str | None
-    """``next_cursor`` of the previous page."""
-
-
-class MessageQuery(TypedDict, total=False):
-    """Options of ``list_messages``."""
-
-    limit: int
-    """Page size, 1..1000 (default 100)."""
-    cursor: str | None
-    """``next_cursor`` of the previous page (it keeps the direction of the first)."""
-    last: bool
-    """Start from the newest messages (still returned in order), paging towards older ones."""
-    role: str | None
-    include_removed: bool
-    """Also messages that left the thread's state (``removed_at`` set)."""
-    owner_id: str | None
-    """Only if the session is this user's (else ``NotFound``)."""
-
-
-class MessageFields(TypedDict, total=False):
-    """Optional fields of ``add_message``."""
-
-    message_id: str | None
-    """Its id (default: a new UUID), as LangChain messages have one."""
-    name: str | None
-    metadata: Mapping[str, Any] | None
-
-
-class SearchScope(TypedDict, total=False):
-    """Where ``search_messages`` / ``search_similar`` look."""
-
-    user: UserRef | None
-    """Only this user's messages."""
-    session_id: ID | None
-    limit: int
+C = TypeVar("C", Conn, AConn)
 
 
 @dataclass
@@ -126,22 +66,30 @@ BACKOFF_BASE = 0.5
 BACKOFF_MAX = 60.0
 
 
-class _Base:
-    """What both twins share: the recorder link, the embedder, its status (no I/O)."""
+class _Base(Generic[C]):
+    """What both twins share: the connection or pool, the recorder link, the embedder and
+    its status (no I/O)."""
 
     def __init__(
         self,
+        conn: C,
         *,
-        recorder: MessageRecorder | None,
-        embedder: Embedder | None,
-        batch_size: int,
+        recorder: MessageRecorder | None = None,
+        embedder: Embedder | None = None,
+        batch_size: int = 64,
     ) -> None:
+        self.conn: C = conn
+        self._start()
         self.recorder = recorder
         self.batch_size = batch_size
         self._status = EmbedderStatus()
         self._error: BaseException | None = None
         self._embedder_fn: Embedder | None = None
         self.embedder = embedder
+
+    def _start(self) -> None:
+        """Set up what the background embedder needs (a thread's events, a task's)."""
+        raise NotImplementedError
 
     def _kick(self) -> None:
         raise NotImplementedError
@@ -205,7 +153,7 @@ class _Base:
             raise err
 
 
-class Conversations(_Base):
+class Conversations(_Base[Conn]):
     """Users, sessions, messages and chain analyses on a sync pool or connection.
 
     ``embedder`` (texts -> vectors; a LangChain ``Embeddings.embed_documents`` fits) turns on
@@ -214,20 +162,11 @@ class Conversations(_Base):
     ``embedder_status()`` and ``db.health()``); ``flush()`` waits for it.
     """
 
-    def __init__(
-        self,
-        conn: Conn,
-        *,
-        recorder: MessageRecorder | None = None,
-        embedder: Embedder | None = None,
-        batch_size: int = 64,
-    ) -> None:
-        self.conn = conn
+    def _start(self) -> None:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
         self._thread: threading.Thread | None = None
-        super().__init__(recorder=recorder, embedder=embedder, batch_size=batch_size)
 
     # users: named by external id (the identity); internal ids only through *_by_id
     def get_user(self, external_id: str) -> m.User:
@@ -388,24 +327,15 @@ class Conversations(_Base):
             self._idle.set()
 
 
-class AsyncConversations(_Base):
+class AsyncConversations(_Base[AConn]):
     """Async twin of :class:`Conversations`: the same operations as ``a``-prefixed
     coroutines (LangGraph's convention); background embedding runs as an asyncio task."""
 
-    def __init__(
-        self,
-        conn: AConn,
-        *,
-        recorder: MessageRecorder | None = None,
-        embedder: Embedder | None = None,
-        batch_size: int = 64,
-    ) -> None:
-        self.conn = conn
+    def _start(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._settled = asyncio.Event()  # caught up, or failed (aflush re-raises)
         self._settled.set()
-        super().__init__(recorder=recorder, embedder=embedder, batch_size=batch_size)
 
     async def aget_user(self, external_id: str) -> m.User:
         return await arun(self.conn, ops.get_user(external_id), transaction=False)
