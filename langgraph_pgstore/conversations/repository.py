@@ -12,6 +12,7 @@ but driving an operation (the SQL, validation, paging) lives in :mod:`.ops`, onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -446,11 +447,12 @@ class AsyncConversations(_Base[AConn]):
                 break
         return total
 
-    async def aflush(self) -> None:
-        """Wait until the background embedder has caught up (or failed), then embed what is
-        left here (re-raises the background's last error, once)."""
+    async def aflush(self, timeout: float | None = 60.0) -> None:
+        """Wait (``timeout`` s at most) until the background embedder has caught up or
+        failed, then embed what is left here (re-raises the background's last error, once)."""
         if self._task is not None and not self._task.done():
-            await self._settled.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), timeout)
         self._raise_kept()
         self._succeeded(await self.aembed_pending())
 

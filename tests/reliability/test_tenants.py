@@ -219,6 +219,8 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
             lambda: conv.list_messages(a_session.id),
             lambda: conv.count_messages(a_session.id),
             lambda: conv.session_stats(a_session.id),
+            lambda: conv.get_analysis(a_session.id),
+            lambda: conv.delete_message(a_session.id, "any"),
             lambda: conv.add_message(a_session.id, "user", "injected"),
             lambda: conv.upsert_analysis(a_session.id, ChainAnalysis(summary="forged")),
             lambda: conv.rename_session(a_session.id, "mine"),
@@ -227,7 +229,6 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
         ):
             with pytest.raises(NotFound):
                 call()
-        assert conv.get_analysis(a_session.id) is None
         assert conv.search_messages("ALICE-7731") == []
         assert conv.search_messages("ALICE-7731", user="alice") == []
         assert [u.external_id for u in conv.list_users()] == ["bob"]
