@@ -555,14 +555,7 @@ def test_every_route_answers_what_the_library_returns(
         StoredChainAnalysis,
     )
     from langgraph_pgstore.paging import Page
-    from langgraph_pgstore.telemetry.records import (
-        GroupStats,
-        LlmCall,
-        Run,
-        RunDetail,
-        RunStats,
-        Step,
-    )
+    from langgraph_pgstore.telemetry import records as rec
 
     def same(path: str, params: dict[str, Any], kind: Any, value: Any) -> None:
         r = client.get(path, params=params)
@@ -576,19 +569,21 @@ def test_every_route_answers_what_the_library_returns(
         tel, conv = db.telemetry, db.conversations
         detail = tel.get_run(run_id)
         since = NOW - timedelta(minutes=5)
-        same("/runs", {"limit": 2}, Page[Run], tel.list_runs(limit=2))
-        same("/runs", {"status": "error", "since": since.isoformat()}, Page[Run],
+        same("/runs", {"limit": 2}, Page[rec.Run], tel.list_runs(limit=2))
+        same("/runs", {"status": "error", "since": since.isoformat()}, Page[rec.Run],
              tel.list_runs(status="error", since=since))  # fmt: skip
-        same("/runs", {"metadata": '{"k": "a3"}'}, Page[Run], tel.list_runs(metadata={"k": "a3"}))
-        same("/runs/find", {"idempotency_key": "order-17"}, Run,
+        same(
+            "/runs", {"metadata": '{"k": "a3"}'}, Page[rec.Run], tel.list_runs(metadata={"k": "a3"})
+        )
+        same("/runs/find", {"idempotency_key": "order-17"}, rec.Run,
              tel.find_run(idempotency_key="order-17"))  # fmt: skip
-        same(f"/runs/{run_id}", {}, RunDetail, detail)
-        same(f"/runs/{run_id}/steps", {}, list[Step], detail["steps"])
-        same(f"/runs/{run_id}/llm_calls", {}, list[LlmCall], detail["llm_calls"])
-        same(f"/runs/{run_id}/stats", {}, RunStats, tel.run_stats(run_id))
+        same(f"/runs/{run_id}", {}, rec.RunDetail, detail)
+        same(f"/runs/{run_id}/steps", {}, list[rec.Step], detail["steps"])
+        same(f"/runs/{run_id}/llm_calls", {}, list[rec.LlmCall], detail["llm_calls"])
+        same(f"/runs/{run_id}/stats", {}, rec.RunStats, tel.run_stats(run_id))
         for by in ("session", "user", "graph", "model", "day"):
-            same("/stats", {"by": by}, list[GroupStats], tel.stats(by))  # type: ignore[arg-type]
-        same("/stats", {"by": "user", "until": since.isoformat()}, list[GroupStats],
+            same("/stats", {"by": by}, list[rec.GroupStats], tel.stats(by))  # type: ignore[arg-type]
+        same("/stats", {"by": "user", "until": since.isoformat()}, list[rec.GroupStats],
              tel.stats("user", until=since))  # fmt: skip
         same("/sessions", {}, Page[Session], conv.list_sessions())
         same("/sessions", {"user": "bob"}, Page[Session], conv.list_sessions("bob"))
