@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,9 +65,10 @@ class HealthReport:
         return self.revision == self.head
 
     def add_background(self, name: str, status: Any) -> None:
-        """Report a background job's status (a dataclass); a failing one is a problem, not
-        an unhealthy database (the job retries by itself)."""
-        self.background[name] = asdict(status)
+        """Report a background job's status (a dataclass or a mapping with ``healthy`` and
+        ``last_error``); a failing one is a problem, not an unhealthy database (the job
+        retries by itself)."""
+        self.background[name] = dict(status) if isinstance(status, Mapping) else asdict(status)
         if not self.background[name].get("healthy", True):
             self.problems.append(f"{name} is failing: {self.background[name].get('last_error')}")
 

@@ -82,7 +82,7 @@ MetadataFilter = Annotated[
 
 #: Error bodies every data route may answer with (documented in the OpenAPI schema).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 404, 422, 503)
+    code: {"model": Problem} for code in (401, 403, 404, 409, 422, 503)
 }
 
 
