@@ -581,3 +581,32 @@ def test_models_name_real_columns() -> None:
     ]
     for model, table, computed in pairs:
         assert set(model.model_fields) - computed <= set(table.columns.keys()), model
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_embedding_under_tenancy_acts_for_the_caller_scope(
+    kind: str, app_url: str, db_url: str
+) -> None:
+    """With tenancy on and an application role, the background embedder acts for no tenant
+    (it serves every commit); ``flush()`` inside a tenant's scope embeds that tenant's."""
+    if kind == "sync":
+        with Database.connect(app_url, migrate=False) as db:
+            await _embed_as_tenant(Hub(db))
+    else:
+        async with AsyncDatabase.connect(app_url, migrate=False) as adb:
+            await _embed_as_tenant(Hub(adb))
+    with psycopg.connect(db_url) as conn:  # the owner sees every row
+        rows = conn.execute(
+            "SELECT owner_id, count(*) FILTER (WHERE embedding IS NULL) FROM messages GROUP BY 1"
+        ).fetchall()
+    assert rows == [("ivy", 0)]
+
+
+async def _embed_as_tenant(hub: Hub) -> None:
+    hub.c.embedder = _hash_embed
+    with hub.db.tenant("ivy"):
+        await hub.chat("t-ivy", "ivy", ["apples", "pears"])
+        await hub.c.flush()
+        hits = await hub.c.search_similar("pears", limit=1)
+    assert hits[0].message.content == "pears"
+    assert hub.db.conversations.embedder_status().healthy

@@ -14,6 +14,7 @@ Identifiers are never built from input except the embedding dimension, which is
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -41,6 +42,8 @@ __all__ = [  # and the operations, used as ``ops.<name>``
     "SessionQuery",
     "UserAttributes",
 ]
+
+log = logging.getLogger("langgraph_pgstore.conversations")
 
 ID = uuid.UUID | str
 #: A user: its external id, or a ``User`` row (internal UUIDs only via the ``*_by_id`` ops).
@@ -258,6 +261,12 @@ CREATE_HNSW_SQL = """
 CREATE INDEX IF NOT EXISTS {name} ON messages
 USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE vector_dims(embedding) = {dim}
 """
+#: Whether a dynamic HNSW index exists, and whether this role may create one.
+HNSW_STATE_SQL = """
+SELECT to_regclass(%s) IS NOT NULL AS present, pg_has_role(c.relowner, 'USAGE') AS owner
+FROM pg_class c WHERE c.oid = 'messages'::regclass
+"""
+_WARNED_HNSW: set[int] = set()
 SEARCH_VECTOR_SQL = f"""
 SELECT {MESSAGE_SELECT}, (m.embedding::vector({{dim}}) <=> %(q)s::vector({{dim}})) AS distance
 FROM messages m
@@ -773,11 +782,26 @@ def embed_pending(embed: Embedder, *, batch_size: int = 64) -> Op[int]:
 
 
 def ensure_hnsw(dim: int) -> Op[None]:
+    """The HNSW index of ``dim``-dimensional embeddings, created on first sight. DDL needs the
+    table's owner (even ``IF NOT EXISTS``): an application role only checks it is there, and
+    without it search still works, by scanning (logged once)."""
     dim = int(dim)
     if not 0 < dim <= 2000:
         raise InvalidInput(f"HNSW indexes vectors of 1..2000 dimensions, not {dim}")
-    name = sql.Identifier(f"ix_dyn_messages_embedding_{dim}")
-    yield Query(sql.SQL(CREATE_HNSW_SQL).format(name=name, dim=sql.Literal(dim)))
+    name = f"ix_dyn_messages_embedding_{dim}"
+    rows = yield Query(HNSW_STATE_SQL, (name,))
+    if rows[0]["present"]:
+        return
+    if not rows[0]["owner"]:
+        if dim not in _WARNED_HNSW:
+            _WARNED_HNSW.add(dim)
+            log.warning(
+                "no HNSW index for %d-d message embeddings, and this role can't create it "
+                "(not the owner of messages): similarity search scans; embed once as the owner",
+                dim,
+            )
+        return
+    yield Query(sql.SQL(CREATE_HNSW_SQL).format(name=sql.Identifier(name), dim=sql.Literal(dim)))
 
 
 def search_similar(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -476,7 +477,10 @@ class AsyncConversations(_Base[AConn]):
         self._dirty = True
         if self._task is None or self._task.done():
             try:
-                self._task = asyncio.get_running_loop().create_task(self._loop())
+                # A fresh context: the task serves every later commit, so it must not keep
+                # the tenant (or run) of the one that started it, as the sync thread doesn't.
+                loop = asyncio.get_running_loop()
+                self._task = loop.create_task(self._loop(), context=contextvars.Context())
             except RuntimeError:  # committed from a thread without a loop: aflush catches up
                 return
 
