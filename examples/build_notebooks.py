@@ -596,7 +596,7 @@ session = conv.get_session_by_thread("sam-2026-11-23")
 user = conv.get_user(session.owner_id)  # the thread's owner: the run's user_id
 print("user:", user.external_id, "| session:", session.id, session.status)
 
-messages = conv.list_messages(session.id)
+messages = conv.list_messages(session.id)["items"]
 for m in messages:
     tokens = f"{m.input_tokens}->{m.output_tokens} tokens" if m.output_tokens else ""
     print(f"{m.position:>2} {m.role:<9} {m.content[:60]!r:<64} {tokens}")
@@ -677,7 +677,7 @@ access) and `purge_user` deletes exactly that, checkpoints included, and returns
 """),
         code("""
 conv.archive_session(session.id)
-print([s.status for s in conv.list_sessions(user).items])
+print([s.status for s in conv.list_sessions(user)["items"]])
 
 export = db.export_user("sam")
 print({table: len(rows) for table, rows in export["tables"].items() if rows})

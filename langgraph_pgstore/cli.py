@@ -1,40 +1,50 @@
 """The ``langgraph-pgstore`` command: migrate, doctor, tenancy, runs, sessions, purge-user,
 export-user, sweep, embedded, serve.
 
-Human output by default, ``--json`` for scripts. Exit codes: 0 success, 1 unhealthy
-(``doctor``), 2 a clear error (bad input, unknown id, server unreachable). Errors go to
-stderr as one line, never a traceback, never a password.
+Human output by default, ``--json`` for scripts: the same JSON as the HTTP API's (each
+command serialises the library's record types with pydantic, as the routes do). Exit codes: 0
+success, 1 unhealthy (``doctor``) or declined, 2 a clear error (bad input, unknown id, server
+unreachable). Errors go to stderr as one red line, never a traceback, never a password; stored
+text is printed literally, never read as markup.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
-from uuid import UUID
+from typing import Annotated, Any, ParamSpec, TypedDict, TypeVar
 
 import typer
+from pydantic import TypeAdapter
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from . import ownership
 from ._ops import Op, run
-from .api import queries
 from .config import Settings, redact_dsn
+from .connection import Endpoint
+from .conversations import ops as conv
+from .conversations.models import Message, Session
 from .database import Database
-from .errors import DatabaseUnavailable, PgStoreError
+from .errors import DatabaseUnavailable, InvalidInput, PgStoreError
 from .health import HealthReport
+from .paging import MAX_LIMIT, Page
+from .telemetry import queries as tq
+from .telemetry.records import GroupStats, Run, RunDetail, RunStats
 from .telemetry.trace import Span, build_trace
 from .tenancy import require_admin
+from .ui.views import fmt_usd
 
 __all__ = ["app", "main"]
 
@@ -55,13 +65,23 @@ app.add_typer(embedded_app, name="embedded")
 app.add_typer(runs_app, name="runs")
 app.add_typer(sessions_app, name="sessions")
 
-out = Console()
-err = Console(stderr=True)
+# No markup: whatever we print (stored text, names, URLs) is shown as it is; styles are Text's.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LimitOpt = Annotated[int, typer.Option(min=1, max=queries.MAX_LIMIT, help="Page size.")]
+LimitOpt = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="Page size.")]
 CursorOpt = Annotated[
     str | None, typer.Option(help="Continue after a previous page's next_cursor.")
+]
+TIME_HELP = "ISO date or time (no zone: UTC), or an age: 30m, 24h, 7d."
+SinceOpt = Annotated[str | None, typer.Option(help=f"Runs started at or after this. {TIME_HELP}")]
+UntilOpt = Annotated[str | None, typer.Option(help=f"Runs started before this. {TIME_HELP}")]
+RunRef = Annotated[
+    str, typer.Argument(help="A run id, an unambiguous id prefix, or a thread id (its newest run).")
+]
+SessionRef = Annotated[
+    str, typer.Argument(help="A session id, an unambiguous id prefix, or its thread id.")
 ]
 
 
@@ -85,29 +105,26 @@ def _global(
     ] = None,
 ) -> None:
     state.url = url
+    # Our errors say it once; the pool's own retry warnings would only repeat it.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 
 # -- plumbing -----------------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID | Path):
-        return str(value)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def _print_json(value: Any, kind: Any = Any) -> None:
+    """``value`` as JSON, serialised as its type ``kind`` (the HTTP API's serialisation)."""
+    raw = TypeAdapter(kind).dump_json(value, fallback=_fallback).decode()
+    out.print_json(raw, highlight=False)
 
 
-def _print_json(value: Any) -> None:
-    out.print_json(json.dumps(value, default=_json_default))
+def _fallback(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else str(value)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(redact_dsn(message))}", highlight=False)
+    line = " ".join(redact_dsn(message).split())  # one line, whatever the driver said
+    err.print(Text(f"error: {line}", style="red"), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -126,9 +143,14 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def _db() -> Iterator[Database]:
-    """Open the database without migrating: commands other than ``migrate`` never do DDL."""
-    # min_size=1: opening waits for one connection at most connect_timeout, so an
-    # unreachable server fails fast instead of after the pool's checkout timeout.
+    """Open the database without migrating: commands other than ``migrate`` never do DDL.
+
+    A configured server is first tried with one plain connection, so an unreachable one
+    fails at once (or after the connect timeout) rather than after the pool's retries.
+    """
+    settings = Settings.resolve(state.url)
+    if settings.url:
+        Endpoint(settings, settings.url).connect().close()
     with Database.connect(state.url, migrate=False, min_size=1, max_size=2) as db:
         yield db
 
@@ -138,13 +160,39 @@ def _run(op: Op[T]) -> T:
         return run(db.pool, op)
 
 
-def _fmt(value: Any) -> str:
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    """``--since``/``--until``: an ISO date or time (no zone: UTC), or an age (``24h``)."""
+    if value is None:
+        return None
+    if match := _AGE.fullmatch(value.strip()):
+        amount, unit = match.groups()
+        return datetime.now(UTC) - timedelta(**{_UNITS[unit]: float(amount)})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--{name} must be an ISO date or time, or an age such as 24h, not {value!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fmt(value: Any, column: str = "") -> str:
     if value is None:
         return "-"
+    if column == "cost_usd":
+        return fmt_usd(value)
+    if column.endswith("_ms"):
+        return f"{float(value):,.1f}"
     if isinstance(value, datetime):
-        return value.strftime("%m-%d %H:%M:%S")
+        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, float | Decimal):
-        return f"{float(value):.6g}"
+        return f"{float(value):,.2f}"
     return str(value)
 
 
@@ -152,7 +200,7 @@ def _fmt(value: Any) -> str:
 LABELS = {
     "duration_ms": "ms", "latency_ms": "ms", "graph_name": "graph", "thread_id": "thread",
     "started_at": "started", "updated_at": "updated", "message_count": "msgs",
-    "user_external_id": "user", "input_tokens": "in", "output_tokens": "out",
+    "owner_id": "user", "input_tokens": "in", "output_tokens": "out",
     "total_tokens": "tokens", "cost_usd": "usd", "cost_unknown_calls": "unpriced",
     "llm_calls": "calls", "request_model": "model", "step_number": "#", "node_name": "node",
 }  # fmt: skip
@@ -165,16 +213,32 @@ def _duration_ms(row: dict[str, Any]) -> float | None:
     return None
 
 
-def _table(title: str | None, columns: list[str], rows: list[dict[str, Any]]) -> Table:
+def _cell(row: dict[str, Any], column: str) -> Text:
+    """One cell: stored text as plain ``Text`` (never markup), an error status in red."""
+    value = row.get(column)
+    style = "bold red" if column == "status" and value == "error" else ""
+    return Text(_fmt(value, column), style=style)
+
+
+def _table(title: str | None, columns: list[str], rows: list[Any]) -> Table:
+    rows = [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in rows]
     if "duration_ms" in columns:
         rows = [{"duration_ms": _duration_ms(r), **r} for r in rows]
     table = Table(title=title, show_lines=False)
     for col in columns:
         # Ids stay whole so they can be copied into the next command.
         ident = col in ("id", "key", "request_model")
-        table.add_column(LABELS.get(col, col), no_wrap=ident, min_width=36 if col == "id" else None)
+        right = col.endswith(("_ms", "_tokens", "_usd", "_count", "_calls")) or col in (
+            "runs", "errors", "steps", "llm_calls",
+        )  # fmt: skip
+        table.add_column(
+            LABELS.get(col, col),
+            no_wrap=ident,
+            min_width=36 if col == "id" else None,
+            justify="right" if right else "left",
+        )
     for row in rows:
-        table.add_row(*(Text(_fmt(row.get(c))) for c in columns))  # data, never markup
+        table.add_row(*(_cell(row, c) for c in columns))
     return table
 
 
@@ -200,24 +264,28 @@ def _report_table(report: HealthReport) -> Table:
     table = Table(title="langgraph-pgstore doctor", show_header=False)
     table.add_column("check")
     table.add_column("value")
-    verdict = "[green]healthy[/green]" if report.ok else "[red]unhealthy[/red]"
-    table.add_row("status", verdict)
+    table.add_row("status", Text("healthy", "green") if report.ok else Text("unhealthy", "red"))
     table.add_row("url", Text(report.url))
     table.add_row("server", _fmt(report.server_version))
     table.add_row("database", _fmt(report.database))
-    table.add_row("latency ms", _fmt(report.latency_ms))
+    table.add_row("latency ms", _fmt(report.latency_ms, "latency_ms"))
     table.add_row("revision", f"{_fmt(report.revision)} (head {report.head})")
     table.add_row("checkpoint version", _fmt(report.checkpoint_version))
+    table.add_row("checked at", _fmt(report.checked_at))
     table.add_row("tenancy", _fmt(report.tenancy))
     admin = " (admin: bypasses row-level security)" if report.admin else ""
     table.add_row("role", _fmt(report.user) + admin)
     for name, ext in sorted(report.extensions.items()):
-        table.add_row(f"extension {name}", _fmt(ext.get("installed")) + " installed")
+        if ext.get("installed"):
+            verdict = f"{ext['installed']} installed"
+        else:
+            verdict = f"not installed ({_fmt(ext.get('available'))} available)"
+        table.add_row(f"extension {name}", verdict)
     if report.pool:
         figures = ", ".join(f"{k}={v}" for k, v in report.pool.items() if k.startswith("pool"))
         table.add_row("pool", figures)
     for problem in report.problems:
-        table.add_row("[yellow]problem[/yellow]", Text(problem))
+        table.add_row(Text("problem", "yellow"), Text(problem))
     return table
 
 
@@ -232,7 +300,10 @@ def doctor(json_out: JsonOpt = False) -> None:
         url = redact_dsn(state.url or Settings.resolve().url)
         report = HealthReport(ok=False, url=url, problems=[str(exc)])
     if json_out:
-        _print_json({"status": "healthy" if report.ok else "unhealthy", **report.to_dict()})
+        from .api.models import Health  # pydantic only: no FastAPI needed
+
+        verdict = "healthy" if report.ok else "unhealthy"
+        _print_json({"status": verdict, **report.to_dict()}, Health)
     else:
         out.print(_report_table(report))
     if not report.ok:
@@ -324,9 +395,16 @@ STEP_COLUMNS = ["step_number", "node_name", "kind", "status", "started_at", "dur
 CALL_COLUMNS = [
     "request_model", "status", "input_tokens", "output_tokens", "cost_usd", "latency_ms",
 ]  # fmt: skip
+GROUP_COLUMNS = ["key", "runs", "errors", "llm_calls", "input_tokens", "output_tokens",
+                 "cost_usd", "cost_unknown_calls"]  # fmt: skip
+GroupByOpt = Annotated[tq.GroupBy, typer.Option(help="Group totals by this.")]
 
 
-def _print_page(page: queries.Page, columns: list[str], title: str) -> None:
+def _print_page(page: Page[Any], kind: Any, title: str, columns: list[str], json_out: bool) -> None:
+    """A page as JSON (of type ``kind``), or as a table with the next page's option."""
+    if json_out:
+        _print_json(page, kind)
+        return
     out.print(_table(title, columns, page["items"]))
     if page["next_cursor"]:
         out.print(f"next page: --cursor {page['next_cursor']}", highlight=False, soft_wrap=True)
@@ -341,40 +419,51 @@ def runs_list(
     graph: Annotated[str | None, typer.Option(help="Graph name.")] = None,
     thread: Annotated[str | None, typer.Option(help="LangGraph thread_id.")] = None,
     user: Annotated[str | None, typer.Option(help="User id.")] = None,
+    trace_id: Annotated[str | None, typer.Option(help="Trace id.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Recorded runs, newest first."""
     page = _run(
-        queries.list_runs(
+        tq.list_runs(
             limit=limit, cursor=cursor, status=status, graph_name=graph, thread_id=thread,
-            user_id=user,
+            user_id=user, trace_id=trace_id, idempotency_key=idempotency_key,
+            since=_when(since, "since"), until=_when(until, "until"),
         )
     )  # fmt: skip
-    if json_out:
-        _print_json(page)
-    else:
-        _print_page(page, RUN_COLUMNS, "runs")
+    _print_page(page, Page[Run], "runs", RUN_COLUMNS, json_out)
 
 
-def _run_details(run_id: str) -> Op[dict[str, Any]]:
-    detail = yield from queries.get_run(run_id)
-    detail["stats"] = yield from queries.run_stats(detail["run"]["id"])
-    return detail
+class RunShow(RunDetail):
+    """``runs show --json``: the run (``GET /runs/{id}``), its stats and cost per model."""
+
+    stats: RunStats
+    models: list[GroupStats]
+
+
+def _run_details(ref: str) -> Op[RunShow]:
+    run_id = yield from tq.resolve_run(ref)
+    detail = yield from tq.get_run(run_id)
+    stats = yield from tq.run_stats(run_id)
+    models = yield from tq.stats("model", run_id=run_id)
+    return RunShow(**detail, stats=stats, models=models)
 
 
 @runs_app.command("show")
 @cli_errors
 def runs_show(
-    run_id: str,
+    run_ref: RunRef,
     tree: Annotated[
         bool, typer.Option("--tree", help="The trace tree: nodes, tools and LLM calls nested.")
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """One run with its step timeline and LLM calls."""
-    details = _run(_run_details(run_id))
+    details = _run(_run_details(run_ref))
     if json_out:
-        _print_json(details)
+        _print_json(details, RunShow)
         return
     run_row = details["run"]
     head = _table(
@@ -382,19 +471,19 @@ def runs_show(
     )
     out.print(head)
     if run_row.get("error_message"):
-        error_type, message = escape(str(run_row["error_type"])), escape(run_row["error_message"])
-        out.print(f"[red]{error_type}[/red]: {message}", highlight=False)
+        line = Text(str(run_row["error_type"]), style="bold red")
+        out.print(line.append(f": {run_row['error_message']}", style="red"))
     if tree:
         out.print(_trace_tree(build_trace(run_row, details["steps"], details["llm_calls"])))
         return
     out.print(_table("steps", STEP_COLUMNS, details["steps"]))
     out.print(_table("llm calls", CALL_COLUMNS, details["llm_calls"]))
-    _print_stats(details["stats"])
+    _print_stats(details["stats"], details["models"])
 
 
 def _span_label(span: Span) -> Text:
     """One line per span; stored text goes in as plain ``Text``, never parsed as markup."""
-    from .ui.views import fmt_ms, fmt_tokens, fmt_usd
+    from .ui.views import fmt_ms, fmt_tokens
 
     label = Text(span.name, style="bold" if span.kind in ("run", "node") else "")
     label.append(f" {span.kind}", style="dim")
@@ -423,53 +512,57 @@ def _trace_tree(root: Span) -> Tree:
     return tree
 
 
-def _print_stats(stats: dict[str, Any]) -> None:
+def _print_stats(stats: RunStats, models: list[GroupStats] | None = None) -> None:
     keys = ["step_count", "tool_calls", "llm_calls", "input_tokens", "output_tokens",
             "total_tokens", "cost_usd", "cost_unknown_calls", "duration_ms"]  # fmt: skip
     totals = Table(title="totals", show_header=False)
     totals.add_column("figure")
     totals.add_column("value", justify="right")
     for key in keys:
-        totals.add_row(key, _fmt(stats.get(key)))
+        totals.add_row(key, _fmt(stats.get(key), key))
     out.print(totals)
-    if stats["models"]:
-        out.print(
-            _table("by model", ["model", "calls", "total_tokens", "cost_usd"], stats["models"])
-        )
+    if models:
+        columns = ["key", "llm_calls", "total_tokens", "cost_usd"]
+        out.print(_table("by model", columns, models))
 
 
 @runs_app.command("stats")
 @cli_errors
 def runs_stats(
-    run_id: Annotated[str | None, typer.Argument(help="One run; omit for grouped totals.")] = None,
-    by: Annotated[
-        str, typer.Option(help="Group totals by session, user, graph, model or day.")
-    ] = "session",
+    run_ref: Annotated[
+        str | None, typer.Argument(help="One run (id, id prefix or thread); omit for totals.")
+    ] = None,
+    by: GroupByOpt = "session",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     user: Annotated[str | None, typer.Option(help="Only this user's runs.")] = None,
     thread: Annotated[str | None, typer.Option(help="Only this thread's runs.")] = None,
     graph: Annotated[str | None, typer.Option(help="Only this graph's runs.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Token, cost and duration totals: of one run, or grouped over all runs."""
-    if run_id is not None:
-        stats = _run(queries.run_stats(run_id))
+    if run_ref is not None:
+        details = _run(_run_details(run_ref))
         if json_out:
-            _print_json(stats)
+            _print_json(details["stats"], RunStats)
         else:
-            _print_stats(stats)
+            _print_stats(details["stats"], details["models"])
         return
-    groups = _run(queries.grouped_stats(by, user_id=user, thread_id=thread, graph_name=graph))
+    groups = _run(
+        tq.stats(
+            by, user_id=user, thread_id=thread, graph_name=graph,
+            since=_when(since, "since"), until=_when(until, "until"),
+        )
+    )  # fmt: skip
     if json_out:
-        _print_json(groups)
+        _print_json(groups, list[GroupStats])
         return
-    cols = ["key", "runs", "errors", "llm_calls", "input_tokens", "output_tokens", "cost_usd",
-            "cost_unknown_calls"]  # fmt: skip
-    out.print(_table(f"totals by {by}", cols, groups))
+    out.print(_table(f"totals by {by}", GROUP_COLUMNS, groups))
 
 
 # -- sessions -----------------------------------------------------------------------------
 
-SESSION_COLUMNS = ["id", "thread_id", "user_external_id", "title", "status", "message_count",
+SESSION_COLUMNS = ["id", "thread_id", "owner_id", "title", "status", "message_count",
                    "updated_at"]  # fmt: skip
 
 
@@ -478,40 +571,48 @@ SESSION_COLUMNS = ["id", "thread_id", "user_external_id", "title", "status", "me
 def sessions_list(
     limit: LimitOpt = 20,
     cursor: CursorOpt = None,
-    status: Annotated[str | None, typer.Option(help="active or archived.")] = None,
+    status: Annotated[conv.SessionStatus | None, typer.Option(help="Session status.")] = None,
     user: Annotated[str | None, typer.Option(help="Owner (external user id).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sessions, most recently updated first."""
-    page = _run(queries.list_sessions(limit=limit, cursor=cursor, status=status, user_id=user))
-    if json_out:
-        _print_json(page)
-    else:
-        _print_page(page, SESSION_COLUMNS, "sessions")
+    page = _run(conv.list_sessions(user, status=status, limit=limit, cursor=cursor))
+    _print_page(page, Page[Session], "sessions", SESSION_COLUMNS, json_out)
 
 
-def _session_details(session_id: str, limit: int, cursor: str | None) -> Op[dict[str, Any]]:
-    session = yield from queries.get_session(session_id)
-    page = yield from queries.list_messages(session["id"], limit=limit, cursor=cursor)
-    return {"session": session, "messages": page}
+class SessionShow(TypedDict):
+    """``sessions show --json``: ``GET /sessions/{id}`` and ``/sessions/{id}/messages``."""
+
+    session: Session
+    messages: Page[Message]
+
+
+def _session_details(ref: str, limit: int, cursor: str | None, last: bool) -> Op[SessionShow]:
+    session_id = yield from conv.resolve_session(ref)
+    session = yield from conv.get_session(session_id)
+    page = yield from conv.list_messages(session_id, limit=limit, cursor=cursor, last=last)
+    return SessionShow(session=session, messages=page)
 
 
 @sessions_app.command("show")
 @cli_errors
 def sessions_show(
-    session_id: str, limit: LimitOpt = 100, cursor: CursorOpt = None, json_out: JsonOpt = False
+    session_ref: SessionRef,
+    limit: LimitOpt = 100,
+    cursor: CursorOpt = None,
+    last: Annotated[bool, typer.Option("--last", help="The newest messages.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """One session and its messages, in order."""
-    details = _run(_session_details(session_id, limit, cursor))
+    details = _run(_session_details(session_ref, limit, cursor, last))
     if json_out:
-        _print_json(details)
+        _print_json(details, SessionShow)
         return
     session = details["session"]
-    out.print(_table(f"session {session['id']}", SESSION_COLUMNS[1:], [session]))
+    out.print(_table(f"session {session.id}", SESSION_COLUMNS[1:], [session]))
     for msg in details["messages"]["items"]:
-        who = msg["role"] + (f" ({msg['name']})" if msg.get("name") else "")
-        out.print(f"[bold]{escape(who)}[/bold]: ", end="")
-        out.print(msg["content"], markup=False, highlight=False)
+        who = Text(msg.role + (f" ({msg.name})" if msg.name else ""), style="bold")
+        out.print(who.append(": " + msg.content, style=""), highlight=False)
     if details["messages"]["next_cursor"]:
         nxt = details["messages"]["next_cursor"]
         out.print(f"more: --cursor {nxt}", highlight=False, soft_wrap=True)
@@ -528,15 +629,20 @@ def purge_user(
     json_out: JsonOpt = False,
 ) -> None:
     """Delete every row the user owns: sessions, messages, checkpoints, memories, runs
-    (erasure). Admin path: a role that bypasses row-level security, or tenancy off."""
-    if not yes and not typer.confirm(f"Delete every row owned by user {user!r}?"):
-        raise typer.Exit(1)
-    with _db() as db, err.status("purging…"):
-        counts = db.purge_user(user)
+    (erasure). Admin path: a role that bypasses row-level security, or tenancy off.
+
+    The rows are deleted in a transaction that is committed only once confirmed, so the
+    question shows what goes (and an unknown user is said before any question)."""
+    with _db() as db, db.transaction() as conn:
+        with err.status("counting…"):
+            counts = run(conn, ownership.purge_user(user), transaction=False)
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        if not yes and not typer.confirm(f"Delete {summary} owned by user {user!r}?", err=True):
+            raise typer.Exit(1)  # leaves the transaction: rolled back
     if json_out:
         _print_json(counts)
     else:
-        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v) + " deleted")
+        out.print(f"{summary} deleted", highlight=False)
 
 
 @app.command("export-user")
@@ -573,19 +679,13 @@ def sweep(
     result: dict[str, int] = {}
     with _db() as db, err.status("sweeping…"):
         run(db.pool, require_admin("sweep"))
-        result["memory_items"] = _sweep_memory(db)
+        result["memory_items"] = db.store.sweep_ttl()
         if runs_older_than is not None:
-            op = queries.purge_runs_older_than(runs_older_than)
-            result["runs"] = run(db.pool, op)
+            result["runs"] = run(db.pool, tq.purge_runs_older_than(runs_older_than))
     if json_out:
         _print_json(result)
     else:
         out.print(", ".join(f"{v} {k}" for k, v in result.items()) + " deleted")
-
-
-def _sweep_memory(db: Database) -> int:
-    """The memory store's TTL sweep (items whose ``expires_at`` has passed)."""
-    return db.store.sweep_ttl()
 
 
 # -- serve --------------------------------------------------------------------------------

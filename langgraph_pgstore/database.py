@@ -113,6 +113,12 @@ class _Common:
         )
         return {k: int(stats.get(k, 0)) for k in keys}
 
+    def _report_background(self, report: HealthReport) -> None:
+        """Liveness of the background jobs this hub started (only those it started)."""
+        conversations = self.__dict__.get("conversations")  # a cached_property, if used
+        if conversations is not None:
+            report.add_background("conversations embedder", conversations.embedder_status())
+
     @cached_property
     def recorder(self) -> MessageRecorder:
         """Mirrors graph messages into sessions/messages (on by default).
@@ -258,6 +264,7 @@ class Database(_Common):
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)
+        self._report_background(report)
         return report
 
 
@@ -372,7 +379,7 @@ class AsyncDatabase(_Common):
         return await arun(self.pool, tenancy.switch_op(on))
 
     async def apurge_user(self, external_id: str) -> dict[str, int]:
-        return await self.conversations.purge_user(external_id)
+        return await self.conversations.apurge_user(external_id)
 
     async def aexport_user(self, external_id: str) -> dict[str, Any]:
         return await arun(self.pool, ownership.export_user(external_id, self.checkpointer.serde))
@@ -384,4 +391,5 @@ class AsyncDatabase(_Common):
         except DatabaseUnavailable as exc:
             report = HealthReport(ok=False, url=self.redacted_url, problems=[str(exc)])
         report.pool = self._pool_stats(self.pool)
+        self._report_background(report)
         return report

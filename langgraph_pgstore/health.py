@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.checkpoint.postgres.base import MIGRATIONS as CHECKPOINT_MIGRATIONS
@@ -53,11 +55,22 @@ class HealthReport:
     admin: bool | None = None
     """The role bypasses row-level security (superuser, BYPASSRLS, owner): sees every row."""
     pool: dict[str, int] = field(default_factory=dict)
+    background: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Liveness of background jobs (``running``, ``healthy``, ``last_error``, ...) by name."""
     problems: list[str] = field(default_factory=list)
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def migrated(self) -> bool:
         return self.revision == self.head
+
+    def add_background(self, name: str, status: Any) -> None:
+        """Report a background job's status (a dataclass or a mapping with ``healthy`` and
+        ``last_error``); a failing one is a problem, not an unhealthy database (the job
+        retries by itself)."""
+        self.background[name] = dict(status) if isinstance(status, Mapping) else asdict(status)
+        if not self.background[name].get("healthy", True):
+            self.problems.append(f"{name} is failing: {self.background[name].get('last_error')}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

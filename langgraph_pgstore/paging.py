@@ -1,4 +1,5 @@
-"""Pages, cursors and ids: the one shape every list of the package returns.
+"""Pages, cursors and ids: the one shape every list of the package returns, and the one way
+ids are parsed (a UUID, or what a person types: a prefix or a thread id).
 
 A list is keyset-paginated: ``{"items": [...], "next_cursor": str | None}``; pass
 ``next_cursor`` back as ``cursor`` for the next page. A cursor is opaque to callers: URL-safe
@@ -12,14 +13,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypedDict, TypeVar
 from uuid import UUID
 
-from .errors import InvalidInput
+from ._ops import Op, Query
+from .errors import InvalidInput, NotFound
 
-__all__ = ["MAX_LIMIT", "Page", "check_limit", "decode_cursor", "encode_cursor", "page", "parse_id"]
+__all__ = [
+    "MAX_LIMIT",
+    "Page",
+    "check_limit",
+    "decode_cursor",
+    "encode_cursor",
+    "id_range",
+    "page",
+    "parse_id",
+    "resolve_id",
+]
 
 T = TypeVar("T")
 
@@ -42,6 +54,43 @@ def parse_id(value: UUID | str, what: str = "id") -> UUID:
         return UUID(str(value))
     except ValueError as exc:
         raise InvalidInput(f"{what} must be a UUID, got {value!r}") from exc
+
+
+#: Fewest hex digits taken as an id prefix (fewer would match too much to be useful).
+MIN_PREFIX = 4
+
+
+def id_range(prefix: str) -> tuple[UUID, UUID] | None:
+    """The UUIDs that start with ``prefix`` (hex digits, dashes ignored) as an inclusive
+    range, so a lookup is an index range scan; None when ``prefix`` is no such prefix."""
+    digits = prefix.replace("-", "").lower()
+    if not MIN_PREFIX <= len(digits) <= 32 or digits.strip("0123456789abcdef"):
+        return None
+    return UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+
+
+def resolve_id(
+    ref: str, what: str, *, by_range: str, by_thread: str, params: Mapping[str, Any]
+) -> Op[UUID]:
+    """The id a person means by ``ref``: the id itself, an unambiguous prefix of it (4+ hex
+    digits), else the row of the LangGraph thread ``ref``.
+
+    ``by_range`` selects ``id`` between ``%(lo)s`` and ``%(hi)s`` (two rows at most, to see
+    ambiguity); ``by_thread`` the ``id`` of thread ``%(thread)s``; both get ``params`` too.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput(f"{what} must be an id, an id prefix or a thread id, got {ref!r}")
+    bounds = id_range(ref)
+    if bounds is not None:
+        rows = yield Query(by_range, {**params, "lo": bounds[0], "hi": bounds[1]})
+        if len(rows) > 1:
+            raise InvalidInput(f"{what} id prefix {ref!r} is ambiguous: give more digits")
+        if rows:
+            return UUID(str(rows[0]["id"]))
+    rows = yield Query(by_thread, {**params, "thread": ref})
+    if rows:
+        return UUID(str(rows[0]["id"]))
+    raise NotFound(f"no {what} {ref!r} (neither an id, an id prefix nor a thread id)")
 
 
 def check_limit(limit: Any, maximum: int = MAX_LIMIT) -> int:

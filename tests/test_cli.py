@@ -1,30 +1,54 @@
-"""The ``langgraph-pgstore`` command against the real database (typer's runner, in process)."""
+"""The ``langgraph-pgstore`` command against the real database: every case runs the installed
+console script in its own process, as a person at a terminal would."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from test_api import seed_rows
-from typer.testing import CliRunner
+from test_api import NOW, seed_rows
 
-from langgraph_pgstore.cli import app
 from langgraph_pgstore.migrate import head_revision
 
-runner = CliRunner()
+EXE = Path(sys.executable).with_name("langgraph-pgstore")
 
 
-def cli(*args: str, input: str | None = None) -> Any:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    """The console script in a process of its own (wide terminal, no colour unless asked)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FORCE_COLOR")}
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(EXE), *args], input=input, capture_output=True, text=True, timeout=120,
+        env={**base, "COLUMNS": "200", **(env or {})},
+    )  # fmt: skip
+    result = Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    assert "Traceback" not in result.output, result.output
     return result
 
 
@@ -61,8 +85,7 @@ def test_doctor_json_figures(db_url: str) -> None:
     assert report["server_version"]
 
 
-def test_unreachable_server_never_shows_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PGSTORE_CONNECT_TIMEOUT", "1")
+def test_unreachable_server_never_shows_password() -> None:
     port = _closed_port()
     url = f"postgresql://someone:s3cr3t-pw@127.0.0.1:{port}/nowhere"
     doctor = cli("--url", url, "doctor")
@@ -72,8 +95,42 @@ def test_unreachable_server_never_shows_password(monkeypatch: pytest.MonkeyPatch
     runs = cli("--url", url, "runs", "list")
     assert runs.exit_code == 2
     assert "s3cr3t-pw" not in runs.output
-    assert "Traceback" not in runs.output
-    assert "error:" in runs.stderr
+    # One clear line, at once (a refused connection is not retried), no pool warnings.
+    assert runs.stderr.count("\n") == 1 and runs.stderr.startswith("error: can't connect")
+    assert "Connection refused" in runs.stderr and "pool" not in runs.stderr
+    assert runs.seconds < 10  # the default connect timeout; the pool's retries took 12 s
+
+
+def test_silent_server_fails_within_the_connect_timeout() -> None:
+    """A server that accepts and never answers: the command gives up after the connect
+    timeout (2 s here), with one line."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        accepted: list[socket.socket] = []
+        stop = threading.Event()
+
+        def accept() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    accepted.append(server.accept()[0])
+                except OSError:
+                    continue
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            url = f"postgresql://u:pw@127.0.0.1:{server.getsockname()[1]}/db"
+            result = cli("--url", url, "sessions", "list", env={"PGSTORE_CONNECT_TIMEOUT": "2"})
+        finally:
+            stop.set()
+            thread.join(5)
+            for conn in accepted:
+                conn.close()
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "timeout" in result.stderr.lower()
+    assert 2 <= result.seconds < 2 + 8  # the timeout, plus the interpreter's start
 
 
 def test_bad_url_is_a_clear_error() -> None:
@@ -137,18 +194,80 @@ def test_runs_show_timeline_calls_and_stats(db_url: str, seeded: dict[str, Any])
     assert {g["key"]: g["runs"] for g in groups} == {"alice": 4, "bob": 1}
     grouped = cli("--url", db_url, "runs", "stats", "--by", "model")
     assert grouped.exit_code == 0 and "gpt-4o-mini" in grouped.stdout
-    bad = cli("--url", db_url, "runs", "stats", "--by", "planet")
-    assert bad.exit_code == 2 and "planet" in bad.stderr
+    assert "$0.001000" in grouped.stdout and "$0.000030" in grouped.stdout  # money, not 1e-05
+    bad = cli("--url", db_url, "runs", "stats", "--by", "modle")
+    assert bad.exit_code == 2 and "modle" in bad.stderr and "model" in bad.stderr
+    assert "stats(by" not in bad.stderr  # says the option's choices, not a function's
+    helped = cli("runs", "stats", "--help")
+    assert "session|user|model|day|graph" in helped.stdout
+    by_day = as_json(cli("--url", db_url, "runs", "stats", "--by", "day", "--json"))
+    assert {g["key"]: g["runs"] for g in by_day} == {"2025-12-31": 1, "2026-01-10": 4}
 
 
 def test_runs_show_errors(db_url: str) -> None:
     missing = cli("--url", db_url, "runs", "show", str(uuid.uuid4()))
     assert missing.exit_code == 2 and "no run" in missing.stderr
-    malformed = cli("--url", db_url, "runs", "show", "42")
-    assert malformed.exit_code == 2 and "must be a UUID" in malformed.stderr
+    unknown = cli("--url", db_url, "runs", "show", "42")
+    assert unknown.exit_code == 2 and "no run '42'" in unknown.stderr
     bad_cursor = cli("--url", db_url, "runs", "list", "--cursor", "xx")
     assert bad_cursor.exit_code == 2 and "cursor" in bad_cursor.stderr
-    assert "Traceback" not in missing.output + malformed.output + bad_cursor.output
+    bad_since = cli("--url", db_url, "runs", "list", "--since", "last tuesday")
+    assert bad_since.exit_code == 2 and "--since" in bad_since.stderr
+    # errors are red (colour forced: not a terminal here)
+    red = cli("--url", db_url, "runs", "show", "42", env={"FORCE_COLOR": "1"})
+    assert "\x1b[31merror: no run" in red.stderr
+
+
+def test_ids_by_prefix_or_thread(db_url: str, seeded: dict[str, Any]) -> None:
+    """Wherever an id is asked: the id, an unambiguous prefix, or the LangGraph thread id."""
+    rid, sid = str(seeded["runs"]["a3"]), str(seeded["sessions"]["alice"])
+    for ref in (rid, rid[:8], rid[:4] + "-" + rid[4:8]):
+        assert as_json(cli("--url", db_url, "runs", "show", ref, "--json"))["run"]["id"] == rid
+    newest = as_json(cli("--url", db_url, "runs", "show", "t-alice", "--json"))  # the newest
+    assert newest["run"]["id"] == rid
+    for ref in (sid, sid[:6], "t-alice"):
+        shown = as_json(cli("--url", db_url, "sessions", "show", ref, "--json"))
+        assert shown["session"]["id"] == sid
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for n in (1, 2):
+            conn.execute("INSERT INTO runs (id, status) VALUES (%s, 'success')",
+                         (f"abcd0000-0000-0000-0000-00000000000{n}",))  # fmt: skip
+    twice = cli("--url", db_url, "runs", "show", "abcd")
+    assert twice.exit_code == 2 and "ambiguous" in twice.stderr
+    one = cli("--url", db_url, "runs", "stats", "abcd0000-0000-0000-0000-0000000000", "--json")
+    assert one.exit_code == 2 and "ambiguous" in one.stderr
+    exact = as_json(cli("--url", db_url, "runs", "stats", "abcd0000000000000000000000000002",
+                        "--json"))  # fmt: skip
+    assert exact["run_id"] == "abcd0000-0000-0000-0000-000000000002"
+
+
+def test_human_output_formats(db_url: str, seeded: dict[str, Any]) -> None:
+    """Money as dollars, durations in ms with fixed decimals, times in ISO 8601 with their
+    zone, an error status highlighted."""
+    listed = cli("--url", db_url, "runs", "list", env={"FORCE_COLOR": "1"})
+    assert listed.exit_code == 0
+    assert "2026-01-10T11:58:00Z" in listed.stdout  # a2 started two minutes before NOW
+    assert "2,000.0" in listed.stdout  # every seeded run took 2 s
+    assert re.search(r"\x1b\[1;31merror *\x1b\[0m", listed.stdout)  # failed run: in red
+    shown = cli("--url", db_url, "runs", "show", str(seeded["runs"]["a1"]))
+    assert "$0.001030" in shown.stdout and "$0.000030" in shown.stdout
+    assert "5.85e" not in shown.stdout and "e-0" not in shown.stdout
+    assert "100.0" in shown.stdout and "200.0" in shown.stdout  # latencies, one decimal
+
+
+def test_since_and_until(db_url: str, seeded: dict[str, Any]) -> None:
+    since = (NOW - timedelta(minutes=2, seconds=30)).isoformat()
+    recent = as_json(cli("--url", db_url, "runs", "list", "--since", since, "--json"))
+    assert [r["id"] for r in recent["items"]] == [
+        str(seeded["runs"][k]) for k in ("b0", "a3", "a2")
+    ]
+    old = as_json(cli("--url", db_url, "runs", "list", "--until", "2026-01-01", "--json"))
+    assert [r["id"] for r in old["items"]] == [str(seeded["runs"]["a0"])]
+    none = as_json(cli("--url", db_url, "runs", "list", "--since", "1h", "--json"))
+    assert none["items"] == []  # the seeds are dated January 2026
+    groups = as_json(cli("--url", db_url, "runs", "stats", "--by", "user", "--until",
+                         "2026-01-01", "--json"))  # fmt: skip
+    assert {g["key"]: g["runs"] for g in groups} == {"alice": 1}
 
 
 def test_unmigrated_database_says_migrate(fresh_db_url: str) -> None:
@@ -169,10 +288,19 @@ def test_sessions_list_and_show(db_url: str, seeded: dict[str, Any]) -> None:
     shown = as_json(cli("--url", db_url, "sessions", "show", sid, "--limit", "3", "--json"))
     assert [m["position"] for m in shown["messages"]["items"]] == [0, 1, 2]
     assert shown["messages"]["next_cursor"]
+    assert shown["session"]["message_count"] == 5  # the removed one is not counted
     human = cli("--url", db_url, "sessions", "show", sid)
     assert human.exit_code == 0
     assert "alice message 4" in human.stdout and "assistant" in human.stdout
+    assert "alice removed" not in human.stdout
+    last = as_json(cli("--url", db_url, "sessions", "show", sid, "--last", "--limit", "2",
+                       "--json"))  # fmt: skip
+    assert [m["content"] for m in last["messages"]["items"]] == [
+        "alice message 3", "alice message 4"
+    ]  # fmt: skip
     assert cli("--url", db_url, "sessions", "show", str(uuid.uuid4())).exit_code == 2
+    bad = cli("--url", db_url, "sessions", "list", "--status", "deleted")
+    assert bad.exit_code == 2 and "active" in bad.stderr
 
 
 # -- purge-user, sweep --------------------------------------------------------------------
@@ -188,11 +316,16 @@ def _count(url: str, sql: str, *params: Any) -> int:
 def test_purge_user(db_url: str, seeded: dict[str, Any]) -> None:
     declined = cli("--url", db_url, "purge-user", "alice", input="n\n")
     assert declined.exit_code == 1
+    assert "6 messages" in declined.stderr and "4 runs" in declined.stderr  # what would go
     assert _count(db_url, "SELECT count(*) FROM runs WHERE user_id = 'alice'") == 4
+    assert _count(db_url, "SELECT count(*) FROM messages") == 7  # rolled back
+    nobody = cli("--url", db_url, "purge-user", "nobody", input="y\n")
+    assert nobody.exit_code == 2 and "no user 'nobody'" in nobody.stderr
+    assert "Delete" not in nobody.output  # said before any question
 
     counts = as_json(cli("--url", db_url, "purge-user", "alice", "--yes", "--json"))
     subset = {k: counts[k] for k in ("users", "sessions", "messages", "runs")}
-    assert subset == {"users": 1, "sessions": 1, "messages": 5, "runs": 4}
+    assert subset == {"users": 1, "sessions": 1, "messages": 6, "runs": 4}
     assert _count(db_url, "SELECT count(*) FROM runs WHERE user_id = 'alice'") == 0
     assert _count(db_url, "SELECT count(*) FROM users WHERE external_id = 'alice'") == 0
     assert _count(db_url, "SELECT count(*) FROM messages") == 1  # bob's survives
@@ -291,17 +424,20 @@ def test_embedded_start_outlives_every_client(tmp_path: Path) -> None:
 # -- the installed entry point ------------------------------------------------------------
 
 
-def test_console_script_runs(db_url: str) -> None:
-    """The real process: exit codes and output survive outside the test runner."""
-    env = {**os.environ, "DATABASE_URL": db_url}
-    exe = Path(sys.executable).with_name("langgraph-pgstore")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "langgraph_pgstore.cli"]
-    ok = subprocess.run([*cmd, "doctor", "--json"], env=env, capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["ok"] is True
-    bad = subprocess.run([*cmd, "runs", "show", "nope"], env=env, capture_output=True, text=True)
-    assert bad.returncode == 2
-    assert "Traceback" not in bad.stderr and "must be a UUID" in bad.stderr
+def test_console_script_reads_database_url(db_url: str) -> None:
+    """No ``--url``: ``DATABASE_URL`` decides; doctor's JSON is ``GET /health``'s."""
+    ok = cli("doctor", "--json", env={"DATABASE_URL": db_url})
+    assert ok.exit_code == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["ok"] is True and report["status"] == "healthy"
+    assert datetime.fromisoformat(report["checked_at"]).tzinfo is not None
+    installed = {k: v["installed"] for k, v in report["extensions"].items()}
+    human = cli("doctor", env={"DATABASE_URL": db_url})
+    for name, version in installed.items():  # the table says what the JSON says
+        line = next(ln for ln in human.stdout.splitlines() if f"extension {name}" in ln)
+        assert (f"{version} installed" in line) if version else ("not installed" in line)
+    bad = cli("runs", "show", "nope", env={"DATABASE_URL": db_url})
+    assert bad.exit_code == 2 and "no run 'nope'" in bad.stderr
 
 
 def test_serve_answers_http(db_url: str, tmp_path: Path) -> None:

@@ -74,7 +74,8 @@ def build() -> StateGraph:
 
 def visible(db: Database, thread: str) -> list[tuple[str | None, str, str]]:
     s = db.conversations.get_session_by_thread(thread)
-    return [(m.message_id, m.role, m.content) for m in db.conversations.list_messages(s.id)]
+    rows = db.conversations.list_messages(s.id)["items"]
+    return [(m.message_id, m.role, m.content) for m in rows]
 
 
 def state_of(graph: Any, config: dict[str, Any]) -> list[tuple[str | None, str, str]]:
@@ -103,7 +104,7 @@ def test_mirror_follows_state_through_interrupt_resume_fanout_fork(db: Database)
 
     graph.invoke(Command(resume="yes"), config)
     assert visible(db, thread) == state_of(graph, config)
-    rows = db.conversations.list_messages(session.id)
+    rows = db.conversations.list_messages(session.id)["items"]
     assert [m.role for m in rows] == ["user", "assistant", "tool", "user"] + ["assistant"] * 3
     assert [m.position for m in rows] == list(range(7))
     ai = rows[1]
@@ -113,7 +114,7 @@ def test_mirror_follows_state_through_interrupt_resume_fanout_fork(db: Database)
     assert rows[2].tool_call_id == "call1"
     assert all(m.checkpoint_id for m in rows)
     # exactly once: no duplicate message ids, including removed rows
-    everything = db.conversations.list_messages(session.id, include_removed=True)
+    everything = db.conversations.list_messages(session.id, include_removed=True)["items"]
     assert len({m.message_id for m in everything}) == len(everything) == 7
 
     # each row's checkpoint id is a real checkpoint of this thread
@@ -130,7 +131,7 @@ def test_mirror_follows_state_through_interrupt_resume_fanout_fork(db: Database)
     assert [m[2] for m in visible(db, thread)] == ["hi", "echo hi", "forked"]
     hidden = {
         m.message_id
-        for m in db.conversations.list_messages(session.id, include_removed=True)
+        for m in db.conversations.list_messages(session.id, include_removed=True)["items"]
         if m.removed_at is not None
     }
     assert len(hidden) == 5  # tool, approval and the three workers of the abandoned branch
@@ -214,7 +215,7 @@ def test_nul_and_surrogates_are_stored_lossy_not_failing(db: Database) -> None:
         config,
     )
     s = db.conversations.get_session_by_thread("bad")
-    rows = {m.message_id: m for m in db.conversations.list_messages(s.id)}
+    rows = {m.message_id: m for m in db.conversations.list_messages(s.id)["items"]}
     assert rows["n"].content == "a\ufffdb" and rows["n"].metadata["lossy"] is True
     assert rows["s"].content == "s\ufffd" and rows["s"].metadata["lossy"] is True
     assert rows["big"].content == big and "lossy" not in rows["big"].metadata
@@ -229,11 +230,11 @@ async def test_async_mirror_matches_state(adb: AsyncDatabase) -> None:
     config: dict[str, Any] = {"configurable": {"thread_id": thread}, "metadata": {"user_id": "bob"}}
     await graph.ainvoke({"messages": [HumanMessage(content="hi")], "fanout": []}, config)
     await graph.ainvoke(Command(resume="ok"), config)
-    session = await adb.conversations.get_session_by_thread(thread)
-    rows = await adb.conversations.list_messages(session.id)
+    session = await adb.conversations.aget_session_by_thread(thread)
+    rows = (await adb.conversations.alist_messages(session.id))["items"]
     state = (await graph.aget_state(config)).values["messages"]
     assert [(m.message_id, m.content) for m in rows] == [(m.id, m.text) for m in state]
-    user = await adb.conversations.find_user(external_id="bob")
+    user = await adb.conversations.afind_user(external_id="bob")
     assert user is not None and session.user_id == user.id
 
 

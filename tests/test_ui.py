@@ -295,3 +295,36 @@ def test_unscoped_ui_filters_by_user(db_url: str) -> None:
         assert "alice message 4" in run  # the thread's session messages beside the run
         dash = http.get("/ui/dashboard").text
         assert "alice" in dash and "bob" in dash and "$0.001030" in dash
+
+
+# -- offline docs -------------------------------------------------------------------------
+
+
+def test_docs_render_offline_in_chromium(ui_db_url: str, browser: Any) -> None:
+    """``/docs`` is Swagger UI from files the package's dependencies ship: it renders in a
+    browser with no network, and loads nothing from another origin."""
+    with LiveServer(create_app(ui_db_url)) as client:
+        page = client.get("/docs").text
+        assert "cdn" not in page.lower() and "https://" not in page
+        origin = str(client.base_url).rstrip("/")
+        _check_docs(browser, origin)
+
+
+def _check_docs(browser: Any, origin: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{origin}/docs")
+    WebDriverWait(browser, 30).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock-summary-path"))
+    )
+    title = browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    assert title.startswith("langgraph-pgstore")
+    paths = {e.text.replace("\u200b", "") for e in browser.find_elements(
+        By.CSS_SELECTOR, ".opblock-summary-path")}  # fmt: skip
+    assert {"/runs", "/sessions/{session_id}/messages", "/store/items/search"} <= paths
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert loaded and all(url.startswith(origin) for url in loaded), loaded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,21 +13,23 @@ __all__ = [
     "ChainLink",
     "Message",
     "MessageHit",
-    "Page",
+    "Row",
     "Session",
     "SessionStats",
+    "StoredChainAnalysis",
     "User",
 ]
 
-T = TypeVar("T")
 SessionStatus = Literal["active", "archived"]
 
 
-class _Row(BaseModel):
+class Row(BaseModel):
+    """A row read back: immutable; columns the model doesn't name are ignored."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class User(_Row):
+class User(Row):
     """A user: ``external_id`` is the identity (the application's user id); ``id`` is internal."""
 
     id: UUID
@@ -41,7 +43,7 @@ class User(_Row):
     """The same as ``external_id``: a user owns its own row."""
 
 
-class Session(_Row):
+class Session(Row):
     """One LangGraph thread (``thread_id`` is unique)."""
 
     id: UUID
@@ -54,9 +56,11 @@ class Session(_Row):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    message_count: int
+    """Messages the session shows (removed ones not counted)."""
 
 
-class Message(_Row):
+class Message(Row):
     """One message of a session. ``position`` is its index in the thread's current state.
 
     ``removed_at`` is set when the message left the state (RemoveMessage, or a fork that does
@@ -84,14 +88,14 @@ class Message(_Row):
     removed_at: datetime | None = None
 
 
-class MessageHit(_Row):
+class MessageHit(Row):
     """A search result: the message and its cosine distance to the query (lower is closer)."""
 
     message: Message
     distance: float
 
 
-class SessionStats(_Row):
+class SessionStats(Row):
     session_id: UUID
     message_count: int
     by_role: dict[str, int]
@@ -100,13 +104,6 @@ class SessionStats(_Row):
     total_tokens: int
     first_message_at: datetime | None = None
     last_message_at: datetime | None = None
-
-
-class Page(_Row, Generic[T]):
-    """A page of results; pass ``next_cursor`` back as ``cursor`` for the next page."""
-
-    items: list[T]
-    next_cursor: str | None = None
 
 
 def _now() -> datetime:

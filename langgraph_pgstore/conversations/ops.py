@@ -1,44 +1,132 @@
 """Sans-IO operations of the conversations API: each written once, run sync or async.
 
-SQL lives in the constants below; identifiers are never built from input except the
-embedding dimension, which is ``int()``-cast before it reaches DDL.
+This module owns every read of ``users``, ``sessions``, ``messages`` and
+``chain_analysis_results`` (the Python API, the CLI, the HTTP API and the web UI all call
+these), and the writes the application makes by hand; the mirror's writes live in
+:mod:`.mirroring`. SELECT lists are derived from the fields of the models in :mod:`.models`,
+so a new column is one field there. Reads that take ``owner_id`` keep to that user's rows:
+another user's session reads as "not found", never as "forbidden" (the API passes the
+authenticated caller; row-level security says the same when the role is subject to it).
+Identifiers are never built from input except the embedding dimension, which is
+``int()``-cast before it reaches DDL.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypedDict, Unpack
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel
 
 from .._ops import Op, Query
 from ..errors import ExtensionMissing, InvalidInput, NotFound, PermissionDenied
 from ..ownership import claim_thread
+from ..paging import Page, check_limit, decode_cursor, page, parse_id, resolve_id
 from ..tenancy import validate_id
-from .mirror import MESSAGE_COLS
-from .models import (
-    ChainAnalysis,
-    Message,
-    MessageHit,
-    Page,
-    Session,
-    SessionStats,
-    StoredChainAnalysis,
-    User,
-)
+from . import models
+from .mirror import clean_text
+from .models import Message, Session, User
+
+__all__ = [  # and the operations, used as ``ops.<name>``
+    "Embedder",
+    "MessageFields",
+    "MessageQuery",
+    "SearchScope",
+    "SessionFields",
+    "SessionQuery",
+    "UserAttributes",
+]
+
+log = logging.getLogger("langgraph_pgstore.conversations")
+
+ID = uuid.UUID | str
+#: A user: its external id, or a ``User`` row (internal UUIDs only via the ``*_by_id`` ops).
+UserRef = str | User
+SessionStatus = Literal["active", "archived"]
+
+
+class _Described(TypedDict, total=False):
+    name: str | None
+    metadata: Mapping[str, Any] | None
+    """JSON object; on an update, merged into the stored one."""
+
+
+class UserAttributes(_Described, total=False):
+    """Attributes of a user (never match keys: the external id is the identity)."""
+
+    email: str | None
+
+
+class MessageFields(_Described, total=False):
+    """Optional fields of ``add_message``."""
+
+    message_id: str | None
+    """Its id (default: a new UUID), as LangChain messages have one."""
+
+
+class SessionFields(TypedDict, total=False):
+    """What ``update_session`` can change (None or absent: unchanged)."""
+
+    title: str | None
+    status: SessionStatus | None
+    metadata: Mapping[str, Any] | None
+    """Merged into the stored metadata."""
+
+
+class _PageQuery(TypedDict, total=False):
+    limit: int
+    """Page size, 1..1000."""
+    cursor: str | None
+    """``next_cursor`` of the previous page."""
+
+
+class SessionQuery(_PageQuery, total=False):
+    """Options of ``list_sessions``."""
+
+    status: SessionStatus | None
+
+
+class MessageQuery(_PageQuery, total=False):
+    """Options of ``list_messages`` (a cursor keeps the direction of the first page)."""
+
+    last: bool
+    """Start from the newest messages (still returned in order), paging towards older ones."""
+    role: str | None
+    include_removed: bool
+    """Also messages that left the thread's state (``removed_at`` set)."""
+    owner_id: str | None
+    """Only if the session is this user's (else ``NotFound``)."""
+
+
+class SearchScope(TypedDict, total=False):
+    """Where ``search_messages`` / ``search_similar`` look."""
+
+    user: UserRef | None
+    """Only this user's messages."""
+    session_id: ID | None
+    limit: int
+
+
+def _columns(model: type[BaseModel], alias: str, computed: Iterable[str] = ()) -> str:
+    """``alias.col, ...`` for the model's fields that are columns of its table."""
+    skip = set(computed)
+    return ", ".join(f"{alias}.{f}" for f in model.model_fields if f not in skip)
+
 
 # ---------------------------------------------------------------- users
-GET_USER_BY_ID_SQL = "SELECT * FROM users WHERE id = %s"
-GET_USER_SQL = "SELECT * FROM users WHERE external_id = %s"
+USER_COLS = _columns(User, "u")
+GET_USER_SQL = f"SELECT {USER_COLS} FROM users u WHERE u.external_id = %s"
+GET_USER_BY_ID_SQL = f"SELECT {USER_COLS} FROM users u WHERE u.id = %s"
 #: Get-or-create by external id: ON CONFLICT DO NOTHING, then read back (race-safe).
-INSERT_USER_SQL = """
-INSERT INTO users (external_id, email, name, metadata) VALUES (%s, %s, %s, %s)
-ON CONFLICT (external_id) DO NOTHING RETURNING *
+INSERT_USER_SQL = f"""
+INSERT INTO users AS u (external_id, email, name, metadata) VALUES (%s, %s, %s, %s)
+ON CONFLICT (external_id) DO NOTHING RETURNING {USER_COLS}
 """
 UPSERT_USER_SQL = """
 INSERT INTO users (external_id, email, name, metadata) VALUES (%s, %s, %s, %s)
@@ -46,10 +134,26 @@ ON CONFLICT (external_id) DO UPDATE SET
   email = COALESCE(EXCLUDED.email, users.email), name = COALESCE(EXCLUDED.name, users.name),
   metadata = users.metadata || EXCLUDED.metadata, updated_at = now()
 """
-GET_USERS_BY_EXTERNAL_SQL = "SELECT * FROM users WHERE external_id = ANY(%s) ORDER BY external_id"
-LIST_USERS_SQL = "SELECT * FROM users ORDER BY created_at, id LIMIT %s OFFSET %s"
+#: ``{key}`` is ``u.external_id`` or ``u.id`` (see :func:`_update_user`), never input.
+UPDATE_USER_SQL = f"""
+UPDATE users AS u SET email = COALESCE(%(email)s, u.email), name = COALESCE(%(name)s, u.name),
+  metadata = u.metadata || %(metadata)s, updated_at = now()
+WHERE {{key}} = %(key)s RETURNING {USER_COLS}
+"""
+GET_USERS_BY_EXTERNAL_SQL = (
+    f"SELECT {USER_COLS} FROM users u WHERE u.external_id = ANY(%s) ORDER BY u.external_id"
+)
+LIST_USERS_SQL = f"SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT %s OFFSET %s"
 
 # ---------------------------------------------------------------- sessions
+#: A session row as the API returns it: its columns and how many messages are visible.
+SESSION_COLS = (
+    _columns(Session, "s", computed=["message_count"])
+    + ", (SELECT count(*) FROM messages m WHERE m.session_id = s.id AND m.removed_at IS NULL)"
+    " AS message_count"
+)
+#: Rows of another owner are absent (``%(owner)s`` NULL: no owner filter).
+SESSION_OWNER = "(%(owner)s::text IS NULL OR s.owner_id = %(owner)s)"
 #: The thread's session, created on first sight; its owner is set once (a session that had
 #: none is claimed) and returned with the previous one, so the caller can tell.
 ENSURE_SESSION_SQL = """
@@ -61,33 +165,35 @@ ON CONFLICT (thread_id) DO UPDATE SET updated_at = now(),
   owner_id = COALESCE(sessions.owner_id, EXCLUDED.owner_id)
 RETURNING id, (xmax = 0) AS created, owner_id, (SELECT owner_id FROM prev) AS previous_owner
 """
-GET_SESSION_SQL = "SELECT * FROM sessions WHERE id = %s"
-GET_SESSION_BY_THREAD_SQL = "SELECT * FROM sessions WHERE thread_id = %s"
+GET_SESSION_SQL = f"SELECT {SESSION_COLS} FROM sessions s WHERE s.id = %(id)s AND {SESSION_OWNER}"
+GET_SESSION_BY_THREAD_SQL = (
+    f"SELECT {SESSION_COLS} FROM sessions s WHERE s.thread_id = %(thread)s AND {SESSION_OWNER}"
+)
 #: Keyset pagination on (updated_at, id) descending: newest first.
-LIST_SESSIONS_SQL = """
-SELECT * FROM sessions
-WHERE (%(user)s::text IS NULL OR owner_id = %(user)s)
-  AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(after_ts)s::timestamptz IS NULL OR (updated_at, id) < (%(after_ts)s, %(after_id)s::uuid))
-ORDER BY updated_at DESC, id DESC LIMIT %(limit)s
+LIST_SESSIONS_SQL = f"""
+SELECT {SESSION_COLS} FROM sessions s
+WHERE {SESSION_OWNER}
+  AND (%(status)s::text IS NULL OR s.status = %(status)s)
+  AND (%(after_ts)s::timestamptz IS NULL
+       OR (s.updated_at, s.id) < (%(after_ts)s, %(after_id)s::uuid))
+ORDER BY s.updated_at DESC, s.id DESC LIMIT %(limit)s
 """
-UPDATE_SESSION_SQL = """
-UPDATE sessions SET title = COALESCE(%(title)s, title), status = COALESCE(%(status)s, status),
-  metadata = metadata || %(metadata)s, updated_at = now()
-WHERE id = %(id)s RETURNING *
+#: What :func:`resolve_session` looks up: ids in a prefix's range, and a thread's session.
+SESSION_IDS_IN_RANGE = f"""
+SELECT s.id FROM sessions s WHERE s.id BETWEEN %(lo)s AND %(hi)s AND {SESSION_OWNER}
+ORDER BY s.id LIMIT 2
+"""
+SESSION_OF_THREAD = (
+    f"SELECT s.id FROM sessions s WHERE s.thread_id = %(thread)s AND {SESSION_OWNER}"
+)
+UPDATE_SESSION_SQL = f"""
+UPDATE sessions AS s SET title = COALESCE(%(title)s, s.title),
+  status = COALESCE(%(status)s, s.status), metadata = s.metadata || %(metadata)s,
+  updated_at = now()
+WHERE s.id = %(id)s RETURNING {SESSION_COLS}
 """
 DELETE_SESSION_SQL = "DELETE FROM sessions WHERE id = %s RETURNING thread_id"
 SESSION_STATS_SQL = """
-SELECT count(*) AS message_count,
-  COALESCE(sum(input_tokens), 0) AS input_tokens, COALESCE(sum(output_tokens), 0) AS output_tokens,
-  COALESCE(sum(total_tokens), 0) AS total_tokens,
-  min(created_at) AS first_message_at, max(created_at) AS last_message_at,
-  COALESCE(jsonb_object_agg(role, n) FILTER (WHERE role IS NOT NULL), '{}') AS by_role
-FROM (SELECT role, input_tokens, output_tokens, total_tokens, created_at,
-             count(*) OVER (PARTITION BY role) AS n
-      FROM messages WHERE session_id = %s AND removed_at IS NULL) m
-"""
-SESSION_STATS_SIMPLE_SQL = """
 SELECT count(*) AS message_count,
   COALESCE(sum(input_tokens), 0)::bigint AS input_tokens,
   COALESCE(sum(output_tokens), 0)::bigint AS output_tokens,
@@ -101,25 +207,40 @@ WHERE session_id = %s AND removed_at IS NULL GROUP BY role
 """
 
 # ---------------------------------------------------------------- messages
+MESSAGE_SELECT = _columns(Message, "m")
+#: A message the application adds by hand: next position, no checkpoint (the mirror never
+#: marks such a row removed; see :mod:`.mirroring`).
 ADD_MESSAGE_SQL = f"""
-INSERT INTO messages (owner_id, session_id, position, {MESSAGE_COLS})
-SELECT %s, %s, COALESCE(max(position) + 1, 0), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s
-FROM messages WHERE session_id = %s
-RETURNING *
+INSERT INTO messages AS m (owner_id, session_id, position, message_id, role, name, content,
+                           metadata)
+SELECT %(owner)s, %(session)s, COALESCE(max(position) + 1, 0), %(message_id)s, %(role)s,
+       %(name)s, %(content)s, %(metadata)s
+FROM messages WHERE session_id = %(session)s
+RETURNING {MESSAGE_SELECT}
 """
-LIST_MESSAGES_SQL = """
-SELECT * FROM messages
-WHERE session_id = %(session)s AND (%(removed)s OR removed_at IS NULL)
-  AND (%(role)s::text IS NULL OR role = %(role)s)
-  AND (%(after)s::int IS NULL OR position > %(after)s)
-  AND (%(before)s::int IS NULL OR position < %(before)s)
-ORDER BY position {order}, id {order} LIMIT %(limit)s
+DELETE_MESSAGE_SQL = f"""
+DELETE FROM messages m WHERE m.session_id = %s AND m.message_id = %s RETURNING {MESSAGE_SELECT}
 """
+FIND_MESSAGE_SQL = "SELECT checkpoint_id FROM messages WHERE session_id = %s AND message_id = %s"
+#: ``{keyset}`` and ``{order}`` come from :data:`_DIRECTIONS` only.
+LIST_MESSAGES_SQL = f"""
+SELECT {MESSAGE_SELECT} FROM messages m
+WHERE m.session_id = %(session)s AND (%(removed)s OR m.removed_at IS NULL)
+  AND (%(role)s::text IS NULL OR m.role = %(role)s) AND {{keyset}}
+ORDER BY m.position {{order}}, m.id {{order}} LIMIT %(limit)s
+"""
+#: Cursor direction -> (keyset condition, order): "after" reads forward, "before" backward.
+_DIRECTIONS = {
+    "first": ("TRUE", "ASC"),
+    "last": ("TRUE", "DESC"),
+    "after": ("(m.position, m.id) > (%(pos)s, %(id)s)", "ASC"),
+    "before": ("(m.position, m.id) < (%(pos)s, %(id)s)", "DESC"),
+}
 COUNT_MESSAGES_SQL = """
 SELECT count(*) AS n FROM messages WHERE session_id = %s AND (%s OR removed_at IS NULL)
 """
-SEARCH_TEXT_SQL = """
-SELECT m.* FROM messages m
+SEARCH_TEXT_SQL = f"""
+SELECT {MESSAGE_SELECT} FROM messages m
 WHERE m.removed_at IS NULL AND m.content ILIKE %(pattern)s
   AND (%(session)s::uuid IS NULL OR m.session_id = %(session)s)
   AND (%(user)s::text IS NULL OR m.owner_id = %(user)s)
@@ -140,45 +261,42 @@ CREATE_HNSW_SQL = """
 CREATE INDEX IF NOT EXISTS {name} ON messages
 USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE vector_dims(embedding) = {dim}
 """
-SEARCH_VECTOR_SQL = """
-SELECT m.*, (m.embedding::vector({dim}) <=> %(q)s::vector({dim})) AS distance
+#: Whether a dynamic HNSW index exists, and whether this role may create one.
+HNSW_STATE_SQL = """
+SELECT to_regclass(%s) IS NOT NULL AS present, pg_has_role(c.relowner, 'USAGE') AS owner
+FROM pg_class c WHERE c.oid = 'messages'::regclass
+"""
+_WARNED_HNSW: set[int] = set()
+SEARCH_VECTOR_SQL = f"""
+SELECT {MESSAGE_SELECT}, (m.embedding::vector({{dim}}) <=> %(q)s::vector({{dim}})) AS distance
 FROM messages m
-WHERE m.removed_at IS NULL AND vector_dims(m.embedding) = {dim}
+WHERE m.removed_at IS NULL AND vector_dims(m.embedding) = {{dim}}
   AND (%(session)s::uuid IS NULL OR m.session_id = %(session)s)
   AND (%(user)s::text IS NULL OR m.owner_id = %(user)s)
-ORDER BY m.embedding::vector({dim}) <=> %(q)s::vector({dim}) LIMIT %(limit)s
+ORDER BY m.embedding::vector({{dim}}) <=> %(q)s::vector({{dim}}) LIMIT %(limit)s
 """
 
 # ---------------------------------------------------------------- analysis
-UPSERT_ANALYSIS_SQL = """
-INSERT INTO chain_analysis_results (owner_id, session_id, vulnerabilities, chain_links,
+ANALYSIS_COLS = _columns(models.StoredChainAnalysis, "a")
+UPSERT_ANALYSIS_SQL = f"""
+INSERT INTO chain_analysis_results AS a (owner_id, session_id, vulnerabilities, chain_links,
   problem_behavior, prompting_event, consequences, solutions, summary)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (session_id) DO UPDATE SET vulnerabilities = EXCLUDED.vulnerabilities,
   chain_links = EXCLUDED.chain_links, problem_behavior = EXCLUDED.problem_behavior,
   prompting_event = EXCLUDED.prompting_event, consequences = EXCLUDED.consequences,
   solutions = EXCLUDED.solutions, summary = EXCLUDED.summary, updated_at = now()
-RETURNING *
+RETURNING {ANALYSIS_COLS}
 """
-GET_ANALYSIS_SQL = "SELECT * FROM chain_analysis_results WHERE session_id = %s"
+GET_ANALYSIS_SQL = f"SELECT {ANALYSIS_COLS} FROM chain_analysis_results a WHERE a.session_id = %s"
 
 # ---------------------------------------------------------------- deletion
+#: Telemetry and checkpoints of deleted threads, counted (runs cascade to steps, llm_calls).
 DELETE_THREAD_DATA_SQL = {
-    "llm_calls": "DELETE FROM llm_calls WHERE thread_id = ANY(%s)",
-    "runs": "DELETE FROM runs WHERE thread_id = ANY(%s)",
-    "checkpoint_writes": "DELETE FROM checkpoint_writes WHERE thread_id = ANY(%s)",
-    "checkpoint_blobs": "DELETE FROM checkpoint_blobs WHERE thread_id = ANY(%s)",
-    "checkpoints": "DELETE FROM checkpoints WHERE thread_id = ANY(%s)",
+    table: f"WITH d AS (DELETE FROM {table} WHERE thread_id = ANY(%s) RETURNING 1) "
+    "SELECT count(*) AS n FROM d"
+    for table in ("llm_calls", "runs", "checkpoint_writes", "checkpoint_blobs", "checkpoints")
 }
-
-
-def _id(value: uuid.UUID | str, what: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput(f"{what} id {value!r} is not a UUID") from exc
 
 
 def _text(value: str | None, what: str) -> str | None:
@@ -187,12 +305,10 @@ def _text(value: str | None, what: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be a str, not {type(value).__name__}")
-    if "\x00" in value:
-        raise InvalidInput(f"{what} contains a NUL byte, which PostgreSQL text can't store")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"{what} is not valid UTF-8 (lone surrogate?): {exc}") from exc
+    if clean_text(value)[1]:
+        raise InvalidInput(
+            f"{what} contains a NUL byte or a lone surrogate, which PostgreSQL text can't store"
+        )
     return value
 
 
@@ -216,10 +332,20 @@ def _meta(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
     return _json(dict(value), what)
 
 
+def _status(status: str | None) -> str | None:
+    if status not in (None, "active", "archived"):
+        raise InvalidInput(f"status must be 'active' or 'archived', not {status!r}")
+    return status
+
+
+def _owner(owner_id: str | None) -> str | None:
+    return None if owner_id is None else validate_id(owner_id, "owner_id")
+
+
 # ---------------------------------------------------------------- user ops
-def get_user_by_id(user_id: uuid.UUID | str) -> Op[User]:
+def get_user_by_id(user_id: ID) -> Op[User]:
     """A user by internal id (``users.id``): the only place a UUID names a user."""
-    rows = yield Query(GET_USER_BY_ID_SQL, (_id(user_id, "user"),))
+    rows = yield Query(GET_USER_BY_ID_SQL, (parse_id(user_id, "user id"),))
     if not rows:
         raise NotFound(f"no user with id {user_id}")
     return User.model_validate(rows[0])
@@ -259,6 +385,33 @@ def resolve_user(
     raise InvalidInput(f"user {ext!r} could not be created (a concurrent insert kept winning?)")
 
 
+def _update_user(
+    key: Literal["external_id", "id"], value: Any, attributes: UserAttributes
+) -> Op[User]:
+    statement = sql.SQL(UPDATE_USER_SQL).format(key=sql.SQL(f"u.{key}"))
+    params = {
+        "key": value,
+        "email": _text(attributes.get("email"), "email"),
+        "name": _text(attributes.get("name"), "name"),
+        "metadata": _meta(attributes.get("metadata")),
+    }
+    rows = yield Query(statement, params)
+    if not rows:
+        raise NotFound(f"no user {value!r}" if key == "external_id" else f"no user with id {value}")
+    return User.model_validate(rows[0])
+
+
+def update_user(external_id: str, **attributes: Unpack[UserAttributes]) -> Op[User]:
+    """Change a user's attributes (None leaves one as it is; metadata is merged)."""
+    ext = validate_id(external_id, "external_id")
+    return (yield from _update_user("external_id", ext, attributes))
+
+
+def update_user_by_id(user_id: ID, **attributes: Unpack[UserAttributes]) -> Op[User]:
+    """:func:`update_user` for a user named by internal id."""
+    return (yield from _update_user("id", parse_id(user_id, "user id"), attributes))
+
+
 def upsert_users(users: Iterable[Mapping[str, Any]]) -> Op[list[User]]:
     """Bulk upsert by ``external_id`` (required): one statement, one transaction."""
     params = []
@@ -281,13 +434,15 @@ def upsert_users(users: Iterable[Mapping[str, Any]]) -> Op[list[User]]:
 
 
 def list_users(limit: int = 100, offset: int = 0) -> Op[list[User]]:
-    rows = yield Query(LIST_USERS_SQL, (int(limit), int(offset)))
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"offset must be a non-negative int, got {offset!r}")
+    rows = yield Query(LIST_USERS_SQL, (check_limit(limit), offset))
     return [User.model_validate(r) for r in rows]
 
 
-def owner_key(user: str | User | None) -> str | None:
+def owner_key(user: UserRef | None) -> str | None:
     """The external id that filters by owner: a ``User`` or an external id (never a UUID:
-    internal ids name users only through ``get_user_by_id``)."""
+    internal ids name users only through the ``*_by_id`` operations)."""
     if user is None or isinstance(user, User):
         return None if user is None else user.external_id
     if isinstance(user, uuid.UUID):
@@ -339,7 +494,7 @@ def create_session(
 ) -> Op[Session]:
     """A session for a new thread (a random one by default), owned by ``owner``."""
     thread = _text(thread_id, "thread_id") or str(uuid.uuid4())
-    rows = yield Query(GET_SESSION_BY_THREAD_SQL, (thread,))
+    rows = yield Query(GET_SESSION_BY_THREAD_SQL, {"thread": thread, "owner": None})
     if rows:
         raise InvalidInput(f"thread {thread!r} already has a session")
     sid, _, _ = yield from ensure_session(thread, owner=owner, metadata=metadata)
@@ -348,75 +503,80 @@ def create_session(
     return (yield from get_session(sid))
 
 
-def get_session(session_id: uuid.UUID | str) -> Op[Session]:
-    rows = yield Query(GET_SESSION_SQL, (_id(session_id, "session"),))
+def _one_session(statement: str, params: dict[str, Any], missing: str) -> Op[Session]:
+    rows = yield Query(statement, params)
     if not rows:
-        raise NotFound(f"no session {session_id}")
+        raise NotFound(missing)
     return Session.model_validate(rows[0])
 
 
-def get_session_by_thread(thread_id: str) -> Op[Session]:
-    rows = yield Query(GET_SESSION_BY_THREAD_SQL, (_text(thread_id, "thread_id"),))
-    if not rows:
-        raise NotFound(f"no session for thread {thread_id!r}")
-    return Session.model_validate(rows[0])
+def get_session(session_id: ID, *, owner_id: str | None = None) -> Op[Session]:
+    """One session; ``NotFound`` when absent (or, with ``owner_id``, another user's)."""
+    sid = parse_id(session_id, "session id")
+    params = {"id": sid, "owner": _owner(owner_id)}
+    return (yield from _one_session(GET_SESSION_SQL, params, f"no session {sid}"))
 
 
-def _encode_cursor(ts: datetime, ident: Any) -> str:
-    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{ident}".encode()).decode()
+def get_session_by_thread(thread_id: str, *, owner_id: str | None = None) -> Op[Session]:
+    """The session of a LangGraph thread; ``NotFound`` as :func:`get_session`."""
+    params = {"thread": _text(thread_id, "thread_id"), "owner": _owner(owner_id)}
+    missing = f"no session for thread {thread_id!r}"
+    return (yield from _one_session(GET_SESSION_BY_THREAD_SQL, params, missing))
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        ts, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(ts), ident
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed cursor {cursor!r}") from exc
+def resolve_session(ref: str, *, owner_id: str | None = None) -> Op[uuid.UUID]:
+    """The session a person means: its id, an unambiguous id prefix (4+ hex digits), or the
+    LangGraph thread id it mirrors."""
+    params = {"owner": _owner(owner_id)}
+    return (
+        yield from resolve_id(
+            ref, "session", by_range=SESSION_IDS_IN_RANGE, by_thread=SESSION_OF_THREAD,
+            params=params,
+        )
+    )  # fmt: skip
 
 
 def list_sessions(
-    user: str | User | None = None,
+    user: UserRef | None = None,
     *,
-    status: str | None = None,
+    status: SessionStatus | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Op[Page[Session]]:
-    """Newest first (by ``updated_at``), keyset-paginated."""
-    if status not in (None, "active", "archived"):
-        raise InvalidInput(f"status must be 'active' or 'archived', not {status!r}")
-    uid = owner_key(user)
-    after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
-    limit = max(1, int(limit))
+    """Sessions of ``user`` (their owner; None: everyone's), most recently updated first,
+    keyset-paginated."""
+    after_ts, after_id = (
+        decode_cursor(cursor, datetime.fromisoformat, uuid.UUID) if cursor else (None, None)
+    )
+    limit = check_limit(limit)
     rows = yield Query(
         LIST_SESSIONS_SQL,
         {
-            "user": uid,
-            "status": status,
+            "owner": owner_key(user),
+            "status": _status(status),
             "after_ts": after_ts,
             "after_id": after_id,
             "limit": limit + 1,
         },
     )
-    items = [Session.model_validate(r) for r in rows[:limit]]
-    nxt = _encode_cursor(items[-1].updated_at, items[-1].id) if len(rows) > limit else None
-    return Page[Session](items=items, next_cursor=nxt)
+    items = [Session.model_validate(r) for r in rows]
+    return page(items, limit, lambda s: (s.updated_at, s.id))
 
 
 def update_session(
-    session_id: uuid.UUID | str,
+    session_id: ID,
     *,
     title: str | None = None,
-    status: str | None = None,
+    status: SessionStatus | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Op[Session]:
-    if status not in (None, "active", "archived"):
-        raise InvalidInput(f"status must be 'active' or 'archived', not {status!r}")
+    """Change a session's title, status or metadata (None leaves one as it is)."""
     rows = yield Query(
         UPDATE_SESSION_SQL,
         {
-            "id": _id(session_id, "session"),
+            "id": parse_id(session_id, "session id"),
             "title": _text(title, "title"),
-            "status": status,
+            "status": _status(status),
             "metadata": _meta(metadata),
         },
     )
@@ -429,18 +589,14 @@ def delete_threads(threads: Sequence[str]) -> Op[dict[str, int]]:
     """Telemetry and checkpoints of the given threads (runs cascade to steps, llm_calls)."""
     counts: dict[str, int] = {}
     for table, statement in DELETE_THREAD_DATA_SQL.items():
-        rows = yield Query(
-            statement.replace("DELETE", "WITH d AS (DELETE", 1) + " RETURNING 1) "
-            "SELECT count(*) AS n FROM d",
-            (list(threads),),
-        )
+        rows = yield Query(statement, (list(threads),))
         counts[table] = int(rows[0]["n"])
     return counts
 
 
-def delete_session(session_id: uuid.UUID | str) -> Op[dict[str, int]]:
+def delete_session(session_id: ID) -> Op[dict[str, int]]:
     """The session, its messages and analysis (FK cascade), telemetry and checkpoints."""
-    sid = _id(session_id, "session")
+    sid = parse_id(session_id, "session id")
     rows = yield Query(COUNT_MESSAGES_SQL, (sid, True))
     n_messages = int(rows[0]["n"])
     rows = yield Query(GET_ANALYSIS_SQL, (sid,))
@@ -453,17 +609,19 @@ def delete_session(session_id: uuid.UUID | str) -> Op[dict[str, int]]:
     return counts
 
 
-def session_stats(session_id: uuid.UUID | str) -> Op[SessionStats]:
-    sid = _id(session_id, "session")
-    yield from get_session(sid)
-    rows = yield Query(SESSION_STATS_SIMPLE_SQL, (sid,))
-    roles = yield Query(ROLE_COUNTS_SQL, (sid,))
-    return SessionStats(session_id=sid, by_role={r["role"]: int(r["n"]) for r in roles}, **rows[0])
+def session_stats(session_id: ID, *, owner_id: str | None = None) -> Op[models.SessionStats]:
+    """Visible messages per role, token sums, first and last message times."""
+    session = yield from get_session(session_id, owner_id=owner_id)
+    rows = yield Query(SESSION_STATS_SQL, (session.id,))
+    roles = yield Query(ROLE_COUNTS_SQL, (session.id,))
+    return models.SessionStats(
+        session_id=session.id, by_role={r["role"]: int(r["n"]) for r in roles}, **rows[0]
+    )
 
 
 # ---------------------------------------------------------------- message ops
 def add_message(
-    session_id: uuid.UUID | str,
+    session_id: ID,
     role: str,
     content: str,
     *,
@@ -471,73 +629,111 @@ def add_message(
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Op[Message]:
-    """Append a message by hand (graphs don't need this: the checkpointer mirrors them)."""
-    sid = _id(session_id, "session")
+    """Append a message by hand (graphs don't need this: the checkpointer mirrors them).
+
+    It belongs to the application, not to the graph's state: the mirror never marks it
+    removed, and :func:`delete_message` deletes it.
+    """
     role = _text(role, "role") or ""
     if not role:
         raise InvalidInput("role must be non-empty")
-    content = _text(content, "content") or ""
-    meta = _meta(metadata)
-    session = yield from get_session(sid)
-    mid = _text(message_id, "message_id") or str(uuid.uuid4())
+    params = {
+        "role": role,
+        "content": _text(content, "content") or "",
+        "metadata": _meta(metadata),
+        "name": _text(name, "name"),
+        "message_id": _text(message_id, "message_id") or str(uuid.uuid4()),
+    }
+    session = yield from get_session(session_id)
     rows = yield Query(
-        ADD_MESSAGE_SQL,
-        (
-            session.owner_id,
-            sid,
-            mid,
-            role,
-            _text(name, "name"),
-            content,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            meta,
-            sid,
-        ),
+        ADD_MESSAGE_SQL, {**params, "owner": session.owner_id, "session": session.id}
     )
     return Message.model_validate(rows[0])
 
 
+def delete_message(session_id: ID, message_id: str) -> Op[Message]:
+    """Delete a message added by hand (``Message.message_id``); returns it.
+
+    A message mirrored from a graph belongs to the thread's state: remove it there
+    (``RemoveMessage``) and the mirror marks it removed; deleting its row here is refused
+    (``InvalidInput``), since the state would still hold it.
+    """
+    sid = parse_id(session_id, "session id")
+    mid = _text(message_id, "message_id")
+    rows = yield Query(FIND_MESSAGE_SQL, (sid, mid))
+    if not rows:
+        yield from get_session(sid)  # an unknown session says so
+        raise NotFound(f"no message {message_id!r} in session {sid}")
+    if rows[0]["checkpoint_id"] is not None:
+        raise InvalidInput(
+            f"message {message_id!r} is mirrored from the graph's state (checkpoint "
+            f"{rows[0]['checkpoint_id']}): remove it from the state with RemoveMessage"
+        )
+    deleted = yield Query(DELETE_MESSAGE_SQL, (sid, mid))
+    return Message.model_validate(deleted[0])
+
+
 def list_messages(
-    session_id: uuid.UUID | str,
+    session_id: ID,
     *,
     limit: int = 100,
-    after: int | None = None,
-    before: int | None = None,
+    cursor: str | None = None,
     last: bool = False,
     role: str | None = None,
     include_removed: bool = False,
-) -> Op[list[Message]]:
-    """Chronological (by position). ``last=True`` gives the newest ``limit``, still in order;
-    ``after``/``before`` take a message ``position`` for paging."""
-    sid = _id(session_id, "session")
-    order = "DESC" if last or (before is not None and after is None) else "ASC"
-    query = sql.SQL(LIST_MESSAGES_SQL.format(order=order))  # order is from an allowlist
-    rows = yield Query(
-        query,
-        {
-            "session": sid,
-            "removed": bool(include_removed),
-            "role": role,
-            "after": after,
-            "before": before,
-            "limit": max(1, int(limit)),
-        },
+    owner_id: str | None = None,
+) -> Op[Page[Message]]:
+    """A session's messages in conversation order (by ``position``), removed ones hidden
+    unless ``include_removed``.
+
+    The first page holds the oldest ``limit`` messages, or with ``last=True`` the newest
+    (still in order); ``next_cursor`` continues in the same direction (towards newer ones, or
+    with ``last`` towards older ones).
+    """
+    sid = parse_id(session_id, "session id")
+    limit = check_limit(limit)
+    params: dict[str, Any] = {
+        "session": sid,
+        "removed": bool(include_removed),
+        "role": _text(role, "role"),
+        "limit": limit + 1,
+    }
+    direction = "last" if last else "first"
+    if cursor is not None:
+        direction, params["pos"], params["id"] = decode_cursor(cursor, _direction, int, int)
+    keyset, order = _DIRECTIONS[direction]
+    statement = sql.SQL(LIST_MESSAGES_SQL.format(keyset=keyset, order=order))
+    if owner_id is not None:  # check ownership first: another's session is "not found"
+        yield from get_session(sid, owner_id=owner_id)
+    rows = yield Query(statement, params)
+    if not rows and owner_id is None:
+        yield from get_session(sid)  # unknown session -> NotFound, not an empty page
+    forward = order == "ASC"
+    result = page(
+        [Message.model_validate(r) for r in rows],
+        limit,
+        lambda m: ("after" if forward else "before", m.position, m.id),
     )
-    if not rows:
-        yield from get_session(sid)  # unknown session -> NotFound, not an empty list
-    items = [Message.model_validate(r) for r in rows]
-    return items[::-1] if order == "DESC" else items
+    if not forward:
+        result["items"].reverse()
+    return result
 
 
-def count_messages(session_id: uuid.UUID | str, *, include_removed: bool = False) -> Op[int]:
-    sid = _id(session_id, "session")
+def _direction(value: str) -> str:
+    if value not in ("after", "before"):
+        raise ValueError(value)
+    return value
+
+
+def count_messages(
+    session_id: ID, *, include_removed: bool = False, owner_id: str | None = None
+) -> Op[int]:
+    """How many messages the session shows (``include_removed``: also those removed)."""
+    sid = parse_id(session_id, "session id")
+    if owner_id is not None:
+        yield from get_session(sid, owner_id=owner_id)
     rows = yield Query(COUNT_MESSAGES_SQL, (sid, bool(include_removed)))
-    if not rows[0]["n"]:
+    if not rows[0]["n"] and owner_id is None:
         yield from get_session(sid)
     return int(rows[0]["n"])
 
@@ -545,18 +741,16 @@ def count_messages(session_id: uuid.UUID | str, *, include_removed: bool = False
 def search_text(
     query: str,
     *,
-    user: str | User | None = None,
-    session_id: uuid.UUID | str | None = None,
+    user: UserRef | None = None,
+    session_id: ID | None = None,
     limit: int = 20,
 ) -> Op[list[Message]]:
     """Case-insensitive substring search, newest first."""
     q = _text(query, "query") or ""
     pattern = "%" + _like_escape(q) + "%"
-    uid = owner_key(user)
-    sid = _id(session_id, "session") if session_id is not None else None
-    rows = yield Query(
-        SEARCH_TEXT_SQL, {"pattern": pattern, "session": sid, "user": uid, "limit": int(limit)}
-    )
+    sid = parse_id(session_id, "session id") if session_id is not None else None
+    params = {"pattern": pattern, "session": sid, "user": owner_key(user)}
+    rows = yield Query(SEARCH_TEXT_SQL, {**params, "limit": check_limit(limit)})
     return [Message.model_validate(r) for r in rows]
 
 
@@ -588,53 +782,70 @@ def embed_pending(embed: Embedder, *, batch_size: int = 64) -> Op[int]:
 
 
 def ensure_hnsw(dim: int) -> Op[None]:
+    """The HNSW index of ``dim``-dimensional embeddings, created on first sight. DDL needs the
+    table's owner (even ``IF NOT EXISTS``): an application role only checks it is there, and
+    without it search still works, by scanning (logged once)."""
     dim = int(dim)
     if not 0 < dim <= 2000:
         raise InvalidInput(f"HNSW indexes vectors of 1..2000 dimensions, not {dim}")
-    name = sql.Identifier(f"ix_dyn_messages_embedding_{dim}")
-    yield Query(sql.SQL(CREATE_HNSW_SQL).format(name=name, dim=sql.Literal(dim)))
+    name = f"ix_dyn_messages_embedding_{dim}"
+    rows = yield Query(HNSW_STATE_SQL, (name,))
+    if rows[0]["present"]:
+        return
+    if not rows[0]["owner"]:
+        if dim not in _WARNED_HNSW:
+            _WARNED_HNSW.add(dim)
+            log.warning(
+                "no HNSW index for %d-d message embeddings, and this role can't create it "
+                "(not the owner of messages): similarity search scans; embed once as the owner",
+                dim,
+            )
+        return
+    yield Query(sql.SQL(CREATE_HNSW_SQL).format(name=sql.Identifier(name), dim=sql.Literal(dim)))
 
 
 def search_similar(
     vector: Sequence[float],
     *,
-    user: str | User | None = None,
-    session_id: uuid.UUID | str | None = None,
+    user: UserRef | None = None,
+    session_id: ID | None = None,
     limit: int = 10,
-) -> Op[list[MessageHit]]:
+) -> Op[list[models.MessageHit]]:
+    """Nearest visible messages to ``vector`` (cosine distance), closest first."""
     yield from _require_vector()
     vec = [float(x) for x in vector]
     if not vec:
         raise InvalidInput("empty query vector")
-    uid = owner_key(user)
-    sid = _id(session_id, "session") if session_id is not None else None
+    sid = parse_id(session_id, "session id") if session_id is not None else None
     query = sql.SQL(SEARCH_VECTOR_SQL).format(dim=sql.Literal(len(vec)))
-    rows = yield Query(query, {"q": str(vec), "session": sid, "user": uid, "limit": int(limit)})
+    params = {"q": str(vec), "session": sid, "user": owner_key(user)}
+    rows = yield Query(query, {**params, "limit": check_limit(limit)})
     return [
-        MessageHit(message=Message.model_validate(r), distance=float(r["distance"])) for r in rows
+        models.MessageHit(message=Message.model_validate(r), distance=float(r["distance"]))
+        for r in rows
     ]
 
 
 # ---------------------------------------------------------------- analysis ops
 def upsert_analysis(
-    session_id: uuid.UUID | str, analysis: ChainAnalysis | Mapping[str, Any]
-) -> Op[StoredChainAnalysis]:
-    sid = _id(session_id, "session")
+    session_id: ID, analysis: models.ChainAnalysis | Mapping[str, Any]
+) -> Op[models.StoredChainAnalysis]:
+    """Store the session's chain analysis (one per session; a second replaces the first)."""
     try:
-        a = ChainAnalysis.model_validate(
-            analysis.model_dump() if isinstance(analysis, ChainAnalysis) else analysis
+        a = models.ChainAnalysis.model_validate(
+            analysis.model_dump() if isinstance(analysis, models.ChainAnalysis) else analysis
         )
     except ValueError as exc:
         raise InvalidInput(f"not a valid ChainAnalysis: {exc}") from exc
     data = a.model_dump(mode="json")
     for key in ("problem_behavior", "prompting_event", "summary"):
         _text(data[key], key)
-    session = yield from get_session(sid)
+    session = yield from get_session(session_id)
     rows = yield Query(
         UPSERT_ANALYSIS_SQL,
         (
             session.owner_id,
-            sid,
+            session.id,
             Jsonb(data["vulnerabilities"]),
             _json(data["chain_links"], "chain_links"),
             data["problem_behavior"],
@@ -644,9 +855,21 @@ def upsert_analysis(
             data["summary"],
         ),
     )
-    return StoredChainAnalysis.model_validate(rows[0])
+    return models.StoredChainAnalysis.model_validate(rows[0])
 
 
-def get_analysis(session_id: uuid.UUID | str) -> Op[StoredChainAnalysis | None]:
-    rows = yield Query(GET_ANALYSIS_SQL, (_id(session_id, "session"),))
-    return StoredChainAnalysis.model_validate(rows[0]) if rows else None
+def save_analysis_for_thread(
+    thread_id: str, analysis: models.ChainAnalysis | Mapping[str, Any]
+) -> Op[models.StoredChainAnalysis]:
+    """:func:`upsert_analysis` for the session of a LangGraph thread (for a graph node)."""
+    session = yield from get_session_by_thread(thread_id)
+    return (yield from upsert_analysis(session.id, analysis))
+
+
+def get_analysis(
+    session_id: ID, *, owner_id: str | None = None
+) -> Op[models.StoredChainAnalysis | None]:
+    """The session's chain analysis, or None; ``NotFound`` for an unknown session."""
+    session = yield from get_session(session_id, owner_id=owner_id)
+    rows = yield Query(GET_ANALYSIS_SQL, (session.id,))
+    return models.StoredChainAnalysis.model_validate(rows[0]) if rows else None

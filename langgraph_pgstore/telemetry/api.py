@@ -28,7 +28,7 @@ from ..errors import InvalidInput
 from . import queries
 from .events import Capture
 from .handler import TelemetryHandler
-from .queries import GroupBy, RunFilters, RunPage
+from .queries import GroupBy, RunFilters, RunKey, RunPage
 from .records import GroupStats, Run, RunDetail, RunStats
 from .writer import TelemetryWriter, WriterStatus
 
@@ -196,17 +196,18 @@ class Telemetry(_TelemetryBase):
         super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
-    def get_run(self, run_id: UUID | str) -> RunDetail:
-        """The run with its steps and LLM calls; ``NotFound`` when absent."""
-        return run(self.pool, queries.get_run(run_id))
+    def get_run(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunDetail:
+        """The run with its steps and LLM calls; ``NotFound`` when absent (or, with
+        ``owner_id``, another user's)."""
+        return run(self.pool, queries.get_run(run_id, owner_id=owner_id))
 
-    def find_run(self, *, idempotency_key: str | None = None, trace_id: str | None = None) -> Run:
+    def find_run(self, **key: Unpack[RunKey]) -> Run:
         """The newest run with this idempotency key or trace id; ``NotFound`` when none."""
-        return run(self.pool, queries.find_run(idempotency_key=idempotency_key, trace_id=trace_id))
+        return run(self.pool, queries.find_run(**key))
 
-    def run_stats(self, run_id: UUID | str) -> RunStats:
+    def run_stats(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunStats:
         """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
-        return run(self.pool, queries.run_stats(run_id))
+        return run(self.pool, queries.run_stats(run_id, owner_id=owner_id))
 
     def stats(self, by: GroupBy = "session", **filters: Unpack[RunFilters]) -> list[GroupStats]:
         """Aggregates per session, user, graph, model or UTC day (filters as ``list_runs``)."""
@@ -228,20 +229,18 @@ class AsyncTelemetry(_TelemetryBase):
         super().__init__(url, settings, pool=pool, **options)
         self.pool = pool
 
-    async def aget_run(self, run_id: UUID | str) -> RunDetail:
-        """The run with its steps and LLM calls; ``NotFound`` when absent."""
-        return await arun(self.pool, queries.get_run(run_id))
+    async def aget_run(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunDetail:
+        """The run with its steps and LLM calls; ``NotFound`` when absent (or, with
+        ``owner_id``, another user's)."""
+        return await arun(self.pool, queries.get_run(run_id, owner_id=owner_id))
 
-    async def afind_run(
-        self, *, idempotency_key: str | None = None, trace_id: str | None = None
-    ) -> Run:
+    async def afind_run(self, **key: Unpack[RunKey]) -> Run:
         """The newest run with this idempotency key or trace id; ``NotFound`` when none."""
-        op = queries.find_run(idempotency_key=idempotency_key, trace_id=trace_id)
-        return await arun(self.pool, op)
+        return await arun(self.pool, queries.find_run(**key))
 
-    async def arun_stats(self, run_id: UUID | str) -> RunStats:
+    async def arun_stats(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunStats:
         """Steps, tool calls, LLM calls, tokens, cost and duration of one run."""
-        return await arun(self.pool, queries.run_stats(run_id))
+        return await arun(self.pool, queries.run_stats(run_id, owner_id=owner_id))
 
     async def astats(
         self, by: GroupBy = "session", **filters: Unpack[RunFilters]

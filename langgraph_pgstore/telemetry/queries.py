@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from .._ops import Op, Query
 from ..errors import InvalidInput, NotFound
-from ..paging import Page, check_limit, decode_cursor, page, parse_id
+from ..paging import Page, check_limit, decode_cursor, page, parse_id, resolve_id
 from ..tenancy import require_admin
 from .records import (
     LLM_COLS,
@@ -39,11 +39,13 @@ __all__ = [
     "GroupStats",
     "RunDetail",
     "RunFilters",
+    "RunKey",
     "RunPage",
     "find_run",
     "get_run",
     "list_runs",
     "purge_runs_older_than",
+    "resolve_run",
     "run_stats",
     "run_totals",
     "stats",
@@ -57,6 +59,9 @@ class RunFilters(TypedDict, total=False):
     """Filters of ``list_runs`` and ``stats`` (all optional, combined with AND)."""
 
     owner_id: str | None
+    """Only this user's rows (the HTTP API passes the authenticated caller)."""
+    run_id: UUID | str | None
+    """One run (``stats(by="model", run_id=...)``: its cost per model)."""
     user_id: str | None
     thread_id: str | None
     graph_name: str | None
@@ -76,7 +81,9 @@ def _select(alias: str, cols: tuple[str, ...]) -> str:
 
 
 RUN_SELECT = _select("r", RUN_COLS)
-GET_RUN = f"SELECT {RUN_SELECT} FROM runs r WHERE r.id = %s"
+#: Another owner's run is absent (``%(owner)s`` NULL: no owner filter).
+RUN_OWNER = "(%(owner)s::text IS NULL OR r.owner_id = %(owner)s)"
+GET_RUN = f"SELECT {RUN_SELECT} FROM runs r WHERE r.id = %(id)s AND {RUN_OWNER}"
 GET_STEPS = (
     f"SELECT {_select('s', STEP_COLS)} FROM steps s WHERE s.run_id = %s"
     " ORDER BY s.started_at, s.step_number, s.id"
@@ -86,7 +93,16 @@ GET_LLM_CALLS = (
     " ORDER BY c.started_at, c.id"
 )
 
-RUN_STATS = """
+#: What :func:`resolve_run` looks up: ids in a prefix's range, and a thread's newest run.
+RUN_IDS_IN_RANGE = f"""
+SELECT r.id FROM runs r WHERE r.id BETWEEN %(lo)s AND %(hi)s AND {RUN_OWNER} ORDER BY r.id LIMIT 2
+"""
+LATEST_RUN_OF_THREAD = f"""
+SELECT r.id FROM runs r WHERE r.thread_id = %(thread)s AND {RUN_OWNER}
+ORDER BY r.started_at DESC, r.id DESC LIMIT 1
+"""
+
+RUN_STATS = f"""
 SELECT r.id AS run_id, r.status, r.started_at, r.completed_at,
        (EXTRACT(EPOCH FROM (r.completed_at - r.started_at)) * 1000)::float8 AS duration_ms,
        (SELECT count(*) FROM steps s WHERE s.run_id = r.id AND s.kind = 'node') AS step_count,
@@ -102,7 +118,7 @@ SELECT r.id AS run_id, r.status, r.started_at, r.completed_at,
            sum(cost_usd) AS cost_usd,
            count(*) FILTER (WHERE cost_usd IS NULL) AS cost_unknown_calls
       FROM llm_calls WHERE run_id = r.id) c
- WHERE r.id = %s
+ WHERE r.id = %(id)s AND {RUN_OWNER}
 """
 
 # Grouped stats over runs; {key} and {where} are filled from the allowlists below only.
@@ -154,6 +170,7 @@ _KEYS: dict[str, str] = {
 #: ``metadata`` matches runs whose metadata contains the given object (``@>``, GIN-indexed).
 FILTERS: dict[str, str] = {
     "owner_id": "r.owner_id = %s",
+    "run_id": "r.id = %s",
     "user_id": "r.user_id = %s",
     "thread_id": "r.thread_id = %s",
     "graph_name": "r.graph_name = %s",
@@ -188,7 +205,9 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
             raise InvalidInput(f"unknown filter {name!r} (known: {', '.join(FILTERS)})")
         if name in ("since", "until") and not isinstance(value, datetime):
             raise InvalidInput(f"{name} must be a datetime, not {type(value).__name__}")
-        if name == "metadata":
+        if name == "run_id":
+            value = parse_id(value, "run_id")
+        elif name == "metadata":
             if not isinstance(value, Mapping):
                 raise InvalidInput(f"metadata must be a dict, not {type(value).__name__}")
             value = Jsonb(dict(value))
@@ -199,10 +218,11 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return " AND ".join(parts), params
 
 
-def get_run(run_id: UUID | str) -> Op[RunDetail]:
-    """The run with its steps and LLM calls, in start order."""
+def get_run(run_id: UUID | str, *, owner_id: str | None = None) -> Op[RunDetail]:
+    """The run with its steps and LLM calls, in start order; ``NotFound`` when absent (or,
+    with ``owner_id``, another user's)."""
     rid = parse_id(run_id, "run id")
-    rows = yield Query(GET_RUN, (rid,))
+    rows = yield Query(GET_RUN, {"id": rid, "owner": owner_id})
     if not rows:
         raise NotFound(f"no run {rid}")
     steps = yield Query(GET_STEPS, (rid,))
@@ -214,11 +234,26 @@ def get_run(run_id: UUID | str) -> Op[RunDetail]:
     )
 
 
-def find_run(*, idempotency_key: str | None = None, trace_id: str | None = None) -> Op[Run]:
+class RunKey(TypedDict, total=False):
+    """What ``find_run`` looks a run up by: exactly one key, and optionally its owner."""
+
+    idempotency_key: str | None
+    trace_id: str | None
+    owner_id: str | None
+    """Only this user's run (else ``NotFound``)."""
+
+
+def find_run(
+    *,
+    idempotency_key: str | None = None,
+    trace_id: str | None = None,
+    owner_id: str | None = None,
+) -> Op[Run]:
     """The newest run with this idempotency key or trace id (both indexed); ``NotFound``."""
     if (idempotency_key is None) == (trace_id is None):
         raise InvalidInput("find_run needs exactly one of idempotency_key or trace_id")
-    where, params = _where({"idempotency_key": idempotency_key, "trace_id": trace_id})
+    keys = {"idempotency_key": idempotency_key, "trace_id": trace_id, "owner_id": owner_id}
+    where, params = _where(keys)
     rows = yield Query(LIST_RUNS.format(where=where), [*params, 1])
     if not rows:
         what = "idempotency key" if idempotency_key is not None else "trace id"
@@ -226,10 +261,21 @@ def find_run(*, idempotency_key: str | None = None, trace_id: str | None = None)
     return cast(Run, dict(rows[0]))
 
 
-def run_stats(run_id: UUID | str) -> Op[RunStats]:
+def resolve_run(ref: str, *, owner_id: str | None = None) -> Op[UUID]:
+    """The run a person means: its id, an unambiguous id prefix (4+ hex digits), or a
+    thread id (that thread's newest run)."""
+    params = {"owner": owner_id}
+    return (
+        yield from resolve_id(
+            ref, "run", by_range=RUN_IDS_IN_RANGE, by_thread=LATEST_RUN_OF_THREAD, params=params
+        )
+    )
+
+
+def run_stats(run_id: UUID | str, *, owner_id: str | None = None) -> Op[RunStats]:
     """Step count, tool calls, LLM calls, tokens, cost (None when unknown) and duration."""
     rid = parse_id(run_id, "run id")
-    rows = yield Query(RUN_STATS, (rid,))
+    rows = yield Query(RUN_STATS, {"id": rid, "owner": owner_id})
     if not rows:
         raise NotFound(f"no run {rid}")
     return cast(RunStats, dict(rows[0]))
@@ -254,8 +300,9 @@ def stats(by: GroupBy, **filters: Any) -> Op[list[GroupStats]]:
 def list_runs(*, limit: int = 50, cursor: str | None = None, **filters: Any) -> Op[RunPage]:
     """Runs newest first; keyset pagination on (started_at, id).
 
-    Filters: user_id, thread_id, graph_name, status, trace_id, idempotency_key (strings),
-    metadata (a dict the run's metadata contains), since, until (datetimes, on started_at).
+    Filters (``RunFilters``): owner_id, user_id, thread_id, graph_name, status, trace_id,
+    idempotency_key (strings), run_id, metadata (a dict the run's metadata contains), since,
+    until (datetimes, on started_at).
     """
     limit = check_limit(limit)
     where, params = _where(filters)

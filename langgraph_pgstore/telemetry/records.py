@@ -5,15 +5,18 @@ lists of the queries all derive from these fields, so adding a column is: the mi
 ``schema/telemetry.py`` declaration and one field here (``tests/test_telemetry_records.py``
 checks the three agree). TypedDicts rather than classes because both ends are dicts anyway
 (psycopg's ``dict_row`` in, named query parameters and JSON out) and callers index them.
-Integers are ``int``, money ``Decimal``, durations ``float`` milliseconds.
+Integers are ``int``, money ``Decimal`` (a JSON number when serialised by pydantic, as the
+HTTP API and the CLI's ``--json`` do), durations ``float`` milliseconds.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 from uuid import UUID
+
+from pydantic import PlainSerializer
 
 __all__ = [
     "LLM_COLS",
@@ -21,11 +24,16 @@ __all__ = [
     "STEP_COLS",
     "GroupStats",
     "LlmCall",
+    "Money",
     "Run",
     "RunDetail",
     "RunStats",
     "Step",
 ]
+
+
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""US dollars: exact in Python, a number in JSON (not pydantic's default string)."""
 
 
 class Run(TypedDict):
@@ -90,7 +98,7 @@ class LlmCall(TypedDict):
     cache_read_input_tokens: int | None
     cache_creation_input_tokens: int | None
     reasoning_output_tokens: int | None
-    cost_usd: Decimal | None
+    cost_usd: Money | None
     latency_ms: float | None
     time_to_first_chunk_ms: float | None
     streamed: bool
@@ -131,7 +139,7 @@ class RunStats(TypedDict):
     total_tokens: int | None
     cache_read_input_tokens: int | None
     reasoning_output_tokens: int | None
-    cost_usd: Decimal | None
+    cost_usd: Money | None
     cost_unknown_calls: int
 
 
@@ -142,7 +150,8 @@ class GroupStats(TypedDict, total=False):
     ``avg_latency_ms``/``avg_time_to_first_chunk_ms`` instead.
     """
 
-    key: Any
+    key: str | date | None
+    """The thread id, user id, graph name, model (``None``: not recorded), or the day."""
     runs: int
     errors: int
     steps: int
@@ -150,7 +159,7 @@ class GroupStats(TypedDict, total=False):
     input_tokens: int | None
     output_tokens: int | None
     total_tokens: int | None
-    cost_usd: Decimal | None
+    cost_usd: Money | None
     cost_unknown_calls: int
     avg_duration_ms: float | None
     avg_latency_ms: float | None

@@ -55,6 +55,7 @@ _SQL_TYPES = {
     "float": "float8",
     "bool": "boolean",
     "Decimal": "numeric",
+    "Money": "numeric",
     "datetime": "float8",  # epoch seconds, converted with to_timestamp()
     "Any": "jsonb",
     "dict[str, Any]": "jsonb",

@@ -27,7 +27,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._ops import Op
-from ..api import queries as api_queries
 from ..conversations import ops as conv_ops
 from ..conversations.models import Message
 from ..errors import NotFound
@@ -90,16 +89,16 @@ def _thread_messages(thread_id: str | None, user: str | None) -> Op[list[Message
     if not thread_id:
         return None
     try:
-        session = yield from conv_ops.get_session_by_thread(thread_id)
-        if user is not None:  # the run is the caller's; its thread's session must be too
-            yield from api_queries.get_session(session.id, user_id=user)
-        return (yield from conv_ops.list_messages(session.id, limit=MESSAGES, last=True))
+        # The run is the caller's; its thread's session must be too.
+        session = yield from conv_ops.get_session_by_thread(thread_id, owner_id=user)
+        messages = yield from conv_ops.list_messages(session.id, limit=MESSAGES, last=True)
+        return messages["items"]
     except NotFound:
         return None
 
 
-def _run_op(run_id: str, user: str | None) -> Op[tuple[dict[str, Any], list[Message] | None]]:
-    detail = yield from api_queries.get_run(run_id, user_id=user)  # NotFound: absent or not ours
+def _run_op(run_id: str, user: str | None) -> Op[tuple[tq.RunDetail, list[Message] | None]]:
+    detail = yield from tq.get_run(run_id, owner_id=user)  # NotFound: absent or not ours
     messages = yield from _thread_messages(detail["run"].get("thread_id"), user)
     return detail, messages
 

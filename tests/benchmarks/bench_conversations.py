@@ -111,7 +111,7 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             for _ in range(reads):
                 t0 = time.perf_counter()
-                rows = c.list_messages(session.id, last=True, limit=50)
+                rows = c.list_messages(session.id, last=True, limit=50)["items"]
                 api.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 conn.execute(RAW_LAST_SQL, (session.id,)).fetchall()

@@ -302,7 +302,7 @@ def test_conversations_bad_text(shared_db: Any, thread_id: str, title: str, cont
         return
     msg = _attempt(url, lambda: conv.add_message(session.id, "user", content))
     if msg is not _REJECTED:
-        assert [m.content for m in conv.list_messages(session.id)] == [content]
+        assert [m.content for m in conv.list_messages(session.id)["items"]] == [content]
 
 
 def test_zz_report_inputs_tried() -> None:

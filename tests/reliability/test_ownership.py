@@ -152,7 +152,7 @@ def test_uuid_shaped_external_id_everywhere(db_url: str, db: Database) -> None:
     user = str(uuid.uuid4())
     say(graph_for(db, (("users", user),)), "t-u", "uuid-shaped TEXT-1299", user_id=user)
     assert db.conversations.get_user(user).external_id == user
-    assert [s.thread_id for s in db.conversations.list_sessions(user).items] == ["t-u"]
+    assert [s.thread_id for s in db.conversations.list_sessions(user)["items"]] == ["t-u"]
     with LiveServer(host_app(db_url)) as http:
         listed = http.get("/pgstore/sessions", headers={"X-User": user}).json()["items"]
         assert [s["thread_id"] for s in listed] == ["t-u"]

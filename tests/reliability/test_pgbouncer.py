@@ -197,7 +197,7 @@ def test_tenants_share_pgbouncer_server_connections(
                             other = "bob" if user == "alice" else "alice"
                             theirs = {"configurable": {"thread_id": f"{other}-{n}"}}
                             assert app.checkpointer.get_tuple(theirs) is None
-                            sessions = app.conversations.list_sessions(limit=100).items
+                            sessions = app.conversations.list_sessions(limit=100)["items"]
                             assert {s.owner_id for s in sessions} == {user}
                 except BaseException as exc:
                     errors.append(exc)
