@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -26,7 +25,6 @@ from psycopg_pool import AsyncConnectionPool
 from .. import tenancy
 from .._ops import AConn, aconnection, arun
 from ..conversations.recorder import MessageRecorder
-from ..errors import InvalidInput
 from . import base, history
 
 __all__ = ["AsyncPgCheckpointer"]
@@ -66,8 +64,6 @@ class _AsyncScopedCursor:
 class AsyncPgCheckpointer(AsyncPostgresSaver):
     """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
 
-    _scope: base.Scope | None = None
-
     def __init__(
         self,
         conn: AConn,
@@ -84,8 +80,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         """AsyncPostgresSaver's, scoped like the sync saver's (see ``base``)."""
-        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
-        statement = base.scope_statement(scope)
+        statement = base.scope_statement((tenancy.tenant_for(self.conn), None))
         if statement is None:
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
@@ -103,12 +98,20 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
             await cur.execute(*statement)
             yield cur
 
-    def _acting(self, conn: AConn, scope: base.Scope) -> AsyncPgCheckpointer:
-        if conn is self.conn and scope == base.UNSCOPED:
-            return self
-        bound = copy.copy(self)
-        bound.conn, bound._scope = conn, scope
-        return bound
+    async def _awrite(self, write: base.Write) -> None:
+        """One pipeline (one round trip), or the mirror's transaction when it needs answers."""
+        result = None
+        async with self.lock:
+            if (op := write.op) is not None:
+                result = await arun(self.conn, op)
+            else:
+                async with aconnection(self.conn) as conn, conn.pipeline(), conn.cursor() as cur:
+                    for q in write.queries:
+                        if q.many is None:
+                            await cur.execute(q.sql, q.params)
+                        else:
+                            await cur.executemany(q.sql, q.many)
+        write.committed(result)
 
     @base.translated
     async def aput(
@@ -118,34 +121,10 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        scope = base.write_scope(self.conn, config)
-        recorder = self.recorder
-        if recorder is None or not recorder.wants(config):
-            saver = self._acting(self.conn, scope)
-            return await super(AsyncPgCheckpointer, saver).aput(
-                config, checkpoint, metadata, new_versions
-            )
-        # langgraph's aput and the mirror writes on one connection, in one transaction.
-        for attempt in (1, 2):
-            fast = recorder.pipelined(config, scope[1])
-            try:
-                async with (
-                    aconnection(self.conn) as conn,
-                    conn.pipeline() if fast else nullcontext(),
-                    conn.transaction(),
-                ):
-                    saver = self._acting(conn, scope)  # its statements set the scope first
-                    saved = await super(AsyncPgCheckpointer, saver).aput(
-                        config, checkpoint, metadata, new_versions
-                    )
-                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
-                    state = await arun(conn, op, transaction=False)
-                break
-            except InvalidInput as exc:
-                if attempt == 2 or not recorder.stale(config, exc):
-                    raise
-        recorder.committed(config, state)
-        return saved
+        args = (config, checkpoint, metadata, new_versions)
+        write, next_config = base.put_write(self, self.recorder, *args)
+        await self._awrite(write)
+        return next_config
 
     @base.translated
     async def aput_writes(
@@ -155,8 +134,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        saver = self._acting(self.conn, base.write_scope(self.conn, config))
-        await super(AsyncPgCheckpointer, saver).aput_writes(config, writes, task_id, task_path)
+        await self._awrite(base.writes_write(self, config, writes, task_id, task_path))
 
     @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

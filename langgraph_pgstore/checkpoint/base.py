@@ -3,11 +3,17 @@
 The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
 (``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
 
+Writes (``put``, ``put_writes``) are our own, on PostgresSaver's statements and serialisation
+(:func:`put_write`, :func:`writes_write`): the rows are exactly the ones it writes (a test
+compares them), but the checkpoint, its blobs and the message mirror go out in one pipeline,
+one round trip and one implicit transaction, where ``PostgresSaver.put`` plus the mirror
+took a transaction of several. Reads are PostgresSaver's own.
+
 Ownership: migration 0005 gave the three tables ``owner_id DEFAULT pgstore_owner()``, so the
-saver's own INSERTs are owned by whoever the transaction's settings name. Our savers override
-PostgresSaver's one ``_cursor`` to open each transaction with :func:`scope_statement`: the
-tenant (reads and writes), or for a write with no tenant, the run's user as ``pgstore.owner``.
-With neither, nothing is sent and the saver runs exactly as upstream's.
+saver's INSERTs are owned by whoever the transaction's settings name. A write starts with
+:func:`scope_statement`: the tenant, or with no tenant, the run's user as ``pgstore.owner``;
+our savers override PostgresSaver's one ``_cursor`` so that its reads (and its own writes:
+``delete_thread``, ``prune``) act for the tenant. With neither, nothing is sent.
 """
 
 from __future__ import annotations
@@ -17,16 +23,32 @@ import inspect
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from psycopg.types.json import Jsonb
 
 from .. import tenancy
 from .._ops import Op, Query, retry_pause
+from ..conversations.mirroring import ThreadState
+from ..conversations.recorder import MessageRecorder, Mirror
 from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
 
+Saver = PostgresSaver | AsyncPostgresSaver
 #: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
 Scope = tuple[str | None, str | None]
 UNSCOPED: Scope = (None, None)
@@ -166,6 +188,105 @@ def scope_statement(scope: Scope) -> tuple[str, tuple[str]] | None:
     return None
 
 
+@dataclass
+class Write:
+    """One write of a checkpointer: statements sent in one pipeline (one round trip, one
+    implicit transaction, nothing read back), unless the message mirror needs answers:
+    then :attr:`op` runs them and its own in one transaction."""
+
+    queries: list[Query]
+    mirror: Mirror | None = None
+
+    @property
+    def op(self) -> Op[ThreadState] | None:
+        if self.mirror is None or self.mirror.op is None:
+            return None
+        return _then(self.queries, self.mirror.op)
+
+    def committed(self, result: ThreadState | None) -> None:
+        if self.mirror is not None:
+            self.mirror.committed(result)
+
+
+def _then(queries: list[Query], op: Op[ThreadState]) -> Op[ThreadState]:
+    for query in queries:  # noqa: UP028 (``yield from`` a list can't take the sent rows)
+        yield query
+    return (yield from op)
+
+
+def _scoped(saver: Saver, config: RunnableConfig) -> tuple[list[Query], Scope]:
+    scope = write_scope(saver.conn, config)
+    statement = scope_statement(scope)
+    return ([Query(*statement)] if statement is not None else []), scope
+
+
+def put_write(
+    saver: Saver,
+    recorder: MessageRecorder | None,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> tuple[Write, RunnableConfig]:
+    """``PostgresSaver.put``'s rows (primitives inline in the checkpoint, other channel
+    values as blobs of the new versions), then the message mirror's statements.
+
+    The blobs are serialised here, on the calling thread or event loop: for a typical
+    message list that is cheaper than the hop to a worker thread AsyncPostgresSaver takes.
+    """
+    conf = config["configurable"]
+    thread_id, ns = conf["thread_id"], conf["checkpoint_ns"]
+    stored = checkpoint.copy()
+    inline = stored["channel_values"] = stored["channel_values"].copy()
+    blob_values = {}
+    for channel, value in checkpoint["channel_values"].items():
+        if isinstance(value, _DeltaSnapshot):
+            blob_values[channel] = inline.pop(channel)
+            inline[channel] = True
+        elif not (value is None or isinstance(value, str | int | float | bool)):
+            blob_values[channel] = inline.pop(channel)
+    queries, scope = _scoped(saver, config)
+    if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
+        blobs = saver._dump_blobs(thread_id, ns, blob_values, blob_versions)
+        queries.append(Query(saver.UPSERT_CHECKPOINT_BLOBS_SQL, many=blobs))
+    meta = get_serializable_checkpoint_metadata(config, metadata)
+    params = (thread_id, ns, checkpoint["id"], conf.get("checkpoint_id"), Jsonb(stored))
+    queries.append(Query(saver.UPSERT_CHECKPOINTS_SQL, (*params, Jsonb(meta))))
+    mirror = None
+    if recorder is not None and recorder.wants(config):
+        mirror = recorder.prepare(config, checkpoint, metadata, new_versions, scope[1])
+        queries += mirror.queries
+    next_config: RunnableConfig = {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint["id"],
+        }
+    }
+    return Write(queries, mirror), next_config
+
+
+def writes_write(
+    saver: Saver,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> Write:
+    """``PostgresSaver.put_writes``'s rows: special channels (errors, interrupts) replace
+    an earlier write of the same index, others are written once."""
+    conf = config["configurable"]
+    special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+    statement = (
+        saver.UPSERT_CHECKPOINT_WRITES_SQL if special else saver.INSERT_CHECKPOINT_WRITES_SQL
+    )
+    rows = saver._dump_writes(
+        conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"], task_id, task_path, writes
+    )
+    queries, _ = _scoped(saver, config)
+    return Write([*queries, Query(statement, many=rows)])
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -183,12 +304,24 @@ def _ours(exc: Exception) -> BaseException:
     return exc
 
 
+def _stale_session(exc: BaseException) -> bool:
+    """A mirrored message's session was deleted behind the recorder's cache (another process
+    deleted it): the write is retried at once, and, the cache being gone, syncs afresh."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return (
+        isinstance(cause, psycopg.errors.ForeignKeyViolation)
+        and cause.diag.table_name == "messages"
+    )
+
+
 def _retry_pause(exc: Exception, attempt: int) -> float:
     """Seconds to wait before retrying a saver call, else raise our error for ``exc``.
 
     Every saver method is safe to repeat (reads, and writes that are upserts), so transient
     errors (lost connection, deadlock) are retried, a bounded number of times.
     """
+    if attempt == 1 and _stale_session(exc):
+        return 0.0
     ours = _ours(exc)
     pause = retry_pause(ours, attempt) if isinstance(ours, PgStoreError) else None
     if pause is not None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import copy
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -26,7 +25,6 @@ from psycopg_pool import ConnectionPool
 from .. import tenancy
 from .._ops import Conn, connection, run
 from ..conversations.recorder import MessageRecorder
-from ..errors import InvalidInput
 from . import base, history
 
 __all__ = ["PgCheckpointer"]
@@ -75,11 +73,9 @@ class PgCheckpointer(PostgresSaver):
 
     Same tables and behaviour as ``PostgresSaver``; adds ``copy_thread``,
     ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
-    Each transaction acts for the tenant in effect (see ``base``: one ``_cursor`` override).
+    Writes go out in one round trip each (see ``base``); each transaction acts for the
+    tenant in effect (one ``_cursor`` override for the reads).
     """
-
-    #: Set on a copy that writes on behalf of a resolved ``(tenant, owner)``.
-    _scope: base.Scope | None = None
 
     def __init__(
         self,
@@ -96,11 +92,10 @@ class PgCheckpointer(PostgresSaver):
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        """PostgresSaver's, acting for the tenant (or, for a write, its owner): writes in a
-        pipeline (one implicit transaction) that first sets it; reads through
-        :class:`_ScopedCursor`. Unchanged when there is neither."""
-        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
-        statement = base.scope_statement(scope)
+        """PostgresSaver's, acting for the tenant: writes in a pipeline (one implicit
+        transaction) that first sets it; reads through :class:`_ScopedCursor`. Unchanged
+        when there is none."""
+        statement = base.scope_statement((tenancy.tenant_for(self.conn), None))
         if statement is None:
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
@@ -118,13 +113,20 @@ class PgCheckpointer(PostgresSaver):
             cur.execute(*statement)
             yield cur
 
-    def _acting(self, conn: Conn, scope: base.Scope) -> PgCheckpointer:
-        """This saver on ``conn``, its writes in ``scope`` (``self`` when nothing changes)."""
-        if conn is self.conn and scope == base.UNSCOPED:
-            return self
-        bound = copy.copy(self)
-        bound.conn, bound._scope = conn, scope
-        return bound
+    def _write(self, write: base.Write) -> None:
+        """One pipeline (one round trip), or the mirror's transaction when it needs answers."""
+        result = None
+        with self.lock:
+            if (op := write.op) is not None:
+                result = run(self.conn, op)
+            else:
+                with connection(self.conn) as conn, conn.pipeline(), conn.cursor() as cur:
+                    for q in write.queries:
+                        if q.many is None:
+                            cur.execute(q.sql, q.params)
+                        else:
+                            cur.executemany(q.sql, q.many)
+        write.committed(result)
 
     @base.translated
     def put(
@@ -134,32 +136,10 @@ class PgCheckpointer(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        scope = base.write_scope(self.conn, config)
-        recorder = self.recorder
-        if recorder is None or not recorder.wants(config):
-            saver = self._acting(self.conn, scope)
-            return super(PgCheckpointer, saver).put(config, checkpoint, metadata, new_versions)
-        # langgraph's put and the mirror writes on one connection, in one transaction.
-        for attempt in (1, 2):
-            fast = recorder.pipelined(config, scope[1])
-            try:
-                with (
-                    connection(self.conn) as conn,
-                    conn.pipeline() if fast else nullcontext(),
-                    conn.transaction(),
-                ):
-                    saver = self._acting(conn, scope)  # its statements set the scope first
-                    saved = super(PgCheckpointer, saver).put(
-                        config, checkpoint, metadata, new_versions
-                    )
-                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
-                    state = run(conn, op, transaction=False)
-                break
-            except InvalidInput as exc:
-                if attempt == 2 or not recorder.stale(config, exc):
-                    raise
-        recorder.committed(config, state)
-        return saved
+        args = (config, checkpoint, metadata, new_versions)
+        write, next_config = base.put_write(self, self.recorder, *args)
+        self._write(write)
+        return next_config
 
     @base.translated
     def put_writes(
@@ -169,8 +149,7 @@ class PgCheckpointer(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        saver = self._acting(self.conn, base.write_scope(self.conn, config))
-        super(PgCheckpointer, saver).put_writes(config, writes, task_id, task_path)
+        self._write(base.writes_write(self, config, writes, task_id, task_path))
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

@@ -20,20 +20,44 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, NamedTuple, get_type_hints
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["MESSAGE_COLS", "MessageRow", "clean_text", "message_row", "role_of"]
+__all__ = ["COLUMN_TYPES", "MESSAGE_COLS", "MessageRow", "clean_text", "message_row", "role_of"]
 
-#: (message_id, role, name, content, content_parts, tool_calls, tool_call_id,
-#:  input_tokens, output_tokens, total_tokens, metadata) -- comparable for change detection.
-MessageRow = tuple[Any, ...]
-#: The ``messages`` columns of a :data:`MessageRow`, in its order.
-MESSAGE_COLS = (
-    "message_id, role, name, content, content_parts, tool_calls, tool_call_id, "
-    "input_tokens, output_tokens, total_tokens, metadata"
-)
+
+class MessageRow(NamedTuple):
+    """The ``messages`` columns one message fills (without session, position, checkpoint).
+
+    The fields name the columns and their annotations give each one's PostgreSQL type: the
+    mirror's SQL (column lists, the upsert, the loader) is generated from them, and a test
+    checks them against ``schema/``. Adding a column to ``messages`` means the migration,
+    the schema declaration and a field here. JSON columns hold JSON *text*, so that two rows
+    compare equal exactly when the stored values would be (change detection).
+    """
+
+    message_id: Annotated[str | None, "text"]
+    role: Annotated[str, "text"]
+    name: Annotated[str | None, "text"]
+    content: Annotated[str, "text"]
+    content_parts: Annotated[str | None, "jsonb"]
+    tool_calls: Annotated[str | None, "jsonb"]
+    tool_call_id: Annotated[str | None, "text"]
+    input_tokens: Annotated[int | None, "integer"]
+    output_tokens: Annotated[int | None, "integer"]
+    total_tokens: Annotated[int | None, "integer"]
+    metadata: Annotated[str, "jsonb"]
+
+
+#: PostgreSQL type of each :class:`MessageRow` field, in field order.
+COLUMN_TYPES: dict[str, str] = {
+    name: hint.__metadata__[0]
+    for name, hint in get_type_hints(MessageRow, include_extras=True).items()
+}
+#: The ``messages`` columns of a :class:`MessageRow`, in its order.
+MESSAGE_COLS = ", ".join(MessageRow._fields)
+
 
 _ROLES = {
     "human": "user",
@@ -133,18 +157,18 @@ def message_row(message: BaseMessage) -> MessageRow:
     if lossy:
         meta["lossy"] = True
     name = clean_text(message.name)[0] if message.name else None
-    return (
-        message.id,
-        role_of(message),
-        name,
-        text,
-        json.dumps(parts) if parts is not None else None,
-        json.dumps(tool_calls) if tool_calls is not None else None,
-        getattr(message, "tool_call_id", None),
-        usage.get("input_tokens"),
-        usage.get("output_tokens"),
-        usage.get("total_tokens"),
-        json.dumps(meta),
+    return MessageRow(
+        message_id=message.id,
+        role=role_of(message),
+        name=name,
+        content=text,
+        content_parts=json.dumps(parts) if parts is not None else None,
+        tool_calls=json.dumps(tool_calls) if tool_calls is not None else None,
+        tool_call_id=getattr(message, "tool_call_id", None),
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        total_tokens=usage.get("total_tokens"),
+        metadata=json.dumps(meta),
     )
 
 
