@@ -95,9 +95,11 @@ class Endpoint:
 
         return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
 
-    def _pool_kwargs(self) -> dict[str, Any]:
+    def _pool_kwargs(self, check: _PurgingCheck | _APurgingCheck) -> dict[str, Any]:
         s = self.settings
+        checked = {"check": check, "reset": check.returned} if s.check_connection else {}
         return {
+            **checked,
             "kwargs": self.connect_kwargs(),
             "min_size": s.min_size,
             "max_size": s.max_size,
@@ -112,10 +114,7 @@ class Endpoint:
         """The shared sync pool (not opened yet)."""
         check = _PurgingCheck()
         pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            self.url,
-            check=check if self.settings.check_connection else None,
-            reset=check.returned if self.settings.check_connection else None,
-            **self._pool_kwargs(),
+            self.url, **self._pool_kwargs(check)
         )
         check.pool = pool
         return pool
@@ -124,10 +123,7 @@ class Endpoint:
         """The shared async pool (not opened yet)."""
         check = _APurgingCheck()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
-            self.url,
-            check=check if self.settings.check_connection else None,
-            reset=check.returned if self.settings.check_connection else None,
-            **self._pool_kwargs(),
+            self.url, **self._pool_kwargs(check)
         )
         check.pool = pool
         return pool

@@ -3,11 +3,9 @@
 The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
 (``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
 
-Writes (``put``, ``put_writes``) are our own, on PostgresSaver's statements and serialisation
-(:func:`put_write`, :func:`writes_write`): the rows are exactly the ones it writes (a test
-compares them), but the checkpoint, its blobs and the message mirror go out in one pipeline,
-one round trip and one implicit transaction, where ``PostgresSaver.put`` plus the mirror
-took a transaction of several. Reads are PostgresSaver's own.
+Writes (``put``, ``put_writes``) are our own, on PostgresSaver's statements and rows, one
+round trip each (see :mod:`.writes`). Reads are PostgresSaver's own, except ``list`` (see
+:mod:`.history`).
 
 Ownership: migration 0005 gave the three tables ``owner_id DEFAULT pgstore_owner()``, so the
 saver's INSERTs are owned by whoever the transaction's settings name. A write starts with
@@ -23,32 +21,20 @@ import inspect
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    get_serializable_checkpoint_metadata,
-)
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
-from psycopg.types.json import Jsonb
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .. import tenancy
 from .._ops import Op, Query, retry_pause
-from ..conversations.mirroring import ThreadState
-from ..conversations.recorder import MessageRecorder, Mirror
+from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
 
-Saver = PostgresSaver | AsyncPostgresSaver
 #: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
 Scope = tuple[str | None, str | None]
 UNSCOPED: Scope = (None, None)
@@ -188,105 +174,6 @@ def scope_statement(scope: Scope) -> tuple[str, tuple[str]] | None:
     return None
 
 
-@dataclass
-class Write:
-    """One write of a checkpointer: statements sent in one pipeline (one round trip, one
-    implicit transaction, nothing read back), unless the message mirror needs answers:
-    then :attr:`op` runs them and its own in one transaction."""
-
-    queries: list[Query]
-    mirror: Mirror | None = None
-
-    @property
-    def op(self) -> Op[ThreadState] | None:
-        if self.mirror is None or self.mirror.op is None:
-            return None
-        return _then(self.queries, self.mirror.op)
-
-    def committed(self, result: ThreadState | None) -> None:
-        if self.mirror is not None:
-            self.mirror.committed(result)
-
-
-def _then(queries: list[Query], op: Op[ThreadState]) -> Op[ThreadState]:
-    for query in queries:  # noqa: UP028 (``yield from`` a list can't take the sent rows)
-        yield query
-    return (yield from op)
-
-
-def _scoped(saver: Saver, config: RunnableConfig) -> tuple[list[Query], Scope]:
-    scope = write_scope(saver.conn, config)
-    statement = scope_statement(scope)
-    return ([Query(*statement)] if statement is not None else []), scope
-
-
-def put_write(
-    saver: Saver,
-    recorder: MessageRecorder | None,
-    config: RunnableConfig,
-    checkpoint: Checkpoint,
-    metadata: CheckpointMetadata,
-    new_versions: ChannelVersions,
-) -> tuple[Write, RunnableConfig]:
-    """``PostgresSaver.put``'s rows (primitives inline in the checkpoint, other channel
-    values as blobs of the new versions), then the message mirror's statements.
-
-    The blobs are serialised here, on the calling thread or event loop: for a typical
-    message list that is cheaper than the hop to a worker thread AsyncPostgresSaver takes.
-    """
-    conf = config["configurable"]
-    thread_id, ns = conf["thread_id"], conf["checkpoint_ns"]
-    stored = checkpoint.copy()
-    inline = stored["channel_values"] = stored["channel_values"].copy()
-    blob_values = {}
-    for channel, value in checkpoint["channel_values"].items():
-        if isinstance(value, _DeltaSnapshot):
-            blob_values[channel] = inline.pop(channel)
-            inline[channel] = True
-        elif not (value is None or isinstance(value, str | int | float | bool)):
-            blob_values[channel] = inline.pop(channel)
-    queries, scope = _scoped(saver, config)
-    if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
-        blobs = saver._dump_blobs(thread_id, ns, blob_values, blob_versions)
-        queries.append(Query(saver.UPSERT_CHECKPOINT_BLOBS_SQL, many=blobs))
-    meta = get_serializable_checkpoint_metadata(config, metadata)
-    params = (thread_id, ns, checkpoint["id"], conf.get("checkpoint_id"), Jsonb(stored))
-    queries.append(Query(saver.UPSERT_CHECKPOINTS_SQL, (*params, Jsonb(meta))))
-    mirror = None
-    if recorder is not None and recorder.wants(config):
-        mirror = recorder.prepare(config, checkpoint, metadata, new_versions, scope[1])
-        queries += mirror.queries
-    next_config: RunnableConfig = {
-        "configurable": {
-            "thread_id": thread_id,
-            "checkpoint_ns": ns,
-            "checkpoint_id": checkpoint["id"],
-        }
-    }
-    return Write(queries, mirror), next_config
-
-
-def writes_write(
-    saver: Saver,
-    config: RunnableConfig,
-    writes: Sequence[tuple[str, Any]],
-    task_id: str,
-    task_path: str,
-) -> Write:
-    """``PostgresSaver.put_writes``'s rows: special channels (errors, interrupts) replace
-    an earlier write of the same index, others are written once."""
-    conf = config["configurable"]
-    special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-    statement = (
-        saver.UPSERT_CHECKPOINT_WRITES_SQL if special else saver.INSERT_CHECKPOINT_WRITES_SQL
-    )
-    rows = saver._dump_writes(
-        conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"], task_id, task_path, writes
-    )
-    queries, _ = _scoped(saver, config)
-    return Write([*queries, Query(statement, many=rows)])
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -378,3 +265,28 @@ class NoLock:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+class SaverBase:
+    """What both checkpointers add to their langgraph class, written once (a mixin that
+    comes first in their bases): the message recorder and the lock a pool doesn't need."""
+
+    conn: Any
+    lock: Any
+
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        serde: SerializerProtocol | None = None,
+        recorder: MessageRecorder | None = None,
+    ) -> None:
+        super().__init__(conn, serde=serde)  # type: ignore[call-arg]  # the langgraph saver
+        if isinstance(conn, ConnectionPool | AsyncConnectionPool):
+            self.lock = NoLock()
+        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
+        self.recorder = recorder
+
+    def _read_scope(self) -> tuple[str, tuple[str]] | None:
+        """The statement that makes a read act for the tenant in effect (None: none)."""
+        return scope_statement((tenancy.tenant_for(self.conn), None))

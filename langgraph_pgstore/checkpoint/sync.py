@@ -16,16 +16,13 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
 
-from .. import tenancy
-from .._ops import Conn, connection, run
-from ..conversations.recorder import MessageRecorder
+from .._ops import connection, run
 from . import base, history
+from .writes import Write, put_write, writes_write
 
 __all__ = ["PgCheckpointer"]
 
@@ -68,52 +65,36 @@ class _ScopedCursor:
         return iter(self._cur)
 
 
-class PgCheckpointer(PostgresSaver):
+class PgCheckpointer(base.SaverBase, PostgresSaver):
     """``checkpointer=`` for compiled graphs, on the shared pool.
 
-    Same tables and behaviour as ``PostgresSaver``; adds ``copy_thread``,
-    ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
-    Writes go out in one round trip each (see ``base``); each transaction acts for the
-    tenant in effect (one ``_cursor`` override for the reads).
+    Same tables, rows and behaviour as ``PostgresSaver``; writes take one round trip each
+    (see ``writes``) and mirror the messages; ``list`` decodes each message once (see
+    ``history``); adds ``copy_thread``, ``delete_for_runs``, ``delete_stale_threads``
+    (retention) and raises our own errors. Every transaction acts for the tenant in effect.
     """
-
-    def __init__(
-        self,
-        conn: Conn,
-        *,
-        serde: SerializerProtocol | None = None,
-        recorder: MessageRecorder | None = None,
-    ) -> None:
-        super().__init__(conn, serde=serde)
-        if isinstance(conn, ConnectionPool):
-            self.lock = base.NoLock()  # type: ignore[assignment]
-        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
-        self.recorder = recorder
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        """PostgresSaver's, acting for the tenant: writes in a pipeline (one implicit
-        transaction) that first sets it; reads through :class:`_ScopedCursor`. Unchanged
-        when there is none."""
-        statement = base.scope_statement((tenancy.tenant_for(self.conn), None))
-        if statement is None:
+        """PostgresSaver's, acting for the tenant (upstream's own writes in a pipeline that
+        first sets it, reads through :class:`_ScopedCursor`); unchanged when there is none."""
+        if (statement := self._read_scope()) is None:
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
-            return
-        if not pipeline:
+        elif not pipeline:
             with super()._cursor() as cur:
                 yield cast(Cursor[DictRow], _ScopedCursor(cur, statement))
-            return
-        with (
-            self.lock,
-            connection(self.conn) as conn,
-            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            cur.execute(*statement)
-            yield cur
+        else:
+            with (
+                self.lock,
+                connection(self.conn) as conn,
+                conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                cur.execute(*statement)
+                yield cur
 
-    def _write(self, write: base.Write) -> None:
+    def _write(self, write: Write) -> None:
         """One pipeline (one round trip), or the mirror's transaction when it needs answers."""
         result = None
         with self.lock:
@@ -137,9 +118,9 @@ class PgCheckpointer(PostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         args = (config, checkpoint, metadata, new_versions)
-        write, next_config = base.put_write(self, self.recorder, *args)
+        write, saved = put_write(self, self.recorder, *args)
         self._write(write)
-        return next_config
+        return saved
 
     @base.translated
     def put_writes(
@@ -149,7 +130,7 @@ class PgCheckpointer(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        self._write(base.writes_write(self, config, writes, task_id, task_path))
+        self._write(writes_write(self, config, writes, task_id, task_path))
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

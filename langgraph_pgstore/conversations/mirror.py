@@ -12,6 +12,14 @@ Semantics (documented here once, tested in tests/test_conversations_mirror.py):
   row with ``removed_at`` set; it is hidden from listings unless ``include_removed=True`` and
   comes back (``removed_at`` cleared) if a later checkpoint contains it again. So after any
   fork or time travel, the visible rows equal the state of the branch written last.
+- A message added by hand (``Conversations.add_message``: a row without ``checkpoint_id``)
+  is the application's, not the graph's: it keeps its place (after the messages visible when
+  it was added) and the mirror never marks it removed. A graph message with the same id
+  takes the row over.
+- The table never depends on what one process remembers: a process mirrors by difference
+  only a checkpoint that follows the one it mirrored last; otherwise (first sight of the
+  thread, a fork, another process wrote in between) it sends the whole list and the server
+  brings the rows in line.
 - Content Postgres can't store (NUL bytes, lone surrogates) is replaced by U+FFFD and the row's
   metadata gets ``"lossy": true``; the checkpoint itself keeps the exact original.
 """
@@ -39,15 +47,15 @@ class MessageRow(NamedTuple):
 
     message_id: Annotated[str | None, "text"]
     role: Annotated[str, "text"]
-    name: Annotated[str | None, "text"]
     content: Annotated[str, "text"]
-    content_parts: Annotated[str | None, "jsonb"]
-    tool_calls: Annotated[str | None, "jsonb"]
-    tool_call_id: Annotated[str | None, "text"]
-    input_tokens: Annotated[int | None, "integer"]
-    output_tokens: Annotated[int | None, "integer"]
-    total_tokens: Annotated[int | None, "integer"]
-    metadata: Annotated[str, "jsonb"]
+    name: Annotated[str | None, "text"] = None
+    content_parts: Annotated[str | None, "jsonb"] = None
+    tool_calls: Annotated[str | None, "jsonb"] = None
+    tool_call_id: Annotated[str | None, "text"] = None
+    input_tokens: Annotated[int | None, "integer"] = None
+    output_tokens: Annotated[int | None, "integer"] = None
+    total_tokens: Annotated[int | None, "integer"] = None
+    metadata: Annotated[str, "jsonb"] = "{}"
 
 
 #: PostgreSQL type of each :class:`MessageRow` field, in field order.
@@ -57,6 +65,10 @@ COLUMN_TYPES: dict[str, str] = {
 }
 #: The ``messages`` columns of a :class:`MessageRow`, in its order.
 MESSAGE_COLS = ", ".join(MessageRow._fields)
+#: Their ``VALUES`` placeholders (JSON columns take the row's JSON text).
+MESSAGE_PLACEHOLDERS = ", ".join(
+    "%s::jsonb" if t == "jsonb" else "%s" for t in COLUMN_TYPES.values()
+)
 
 
 _ROLES = {

@@ -20,7 +20,7 @@ from .._ops import Op, Query
 from ..errors import ExtensionMissing, InvalidInput, NotFound, PermissionDenied
 from ..ownership import claim_thread
 from ..tenancy import validate_id
-from .mirror import MESSAGE_COLS
+from .mirror import MESSAGE_COLS, MESSAGE_PLACEHOLDERS, MessageRow
 from .models import (
     ChainAnalysis,
     Message,
@@ -101,9 +101,11 @@ WHERE session_id = %s AND removed_at IS NULL GROUP BY role
 """
 
 # ---------------------------------------------------------------- messages
+#: A message added by hand goes after the visible ones; no checkpoint: the mirror keeps it.
 ADD_MESSAGE_SQL = f"""
 INSERT INTO messages (owner_id, session_id, position, {MESSAGE_COLS})
-SELECT %s, %s, COALESCE(max(position) + 1, 0), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s
+SELECT %s, %s, COALESCE(max(position) FILTER (WHERE removed_at IS NULL) + 1, 0),
+       {MESSAGE_PLACEHOLDERS}
 FROM messages WHERE session_id = %s
 RETURNING *
 """
@@ -471,7 +473,12 @@ def add_message(
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Op[Message]:
-    """Append a message by hand (graphs don't need this: the checkpointer mirrors them)."""
+    """Append a message by hand (graphs don't need this: the checkpointer mirrors them).
+
+    In a session a graph writes, the message is the application's own, not part of the
+    graph's state: it goes after the messages visible now, and the mirror never marks it
+    removed (whichever process writes the next checkpoint): removing it is up to the caller.
+    """
     sid = _id(session_id, "session")
     role = _text(role, "role") or ""
     if not role:
@@ -480,25 +487,8 @@ def add_message(
     meta = _meta(metadata)
     session = yield from get_session(sid)
     mid = _text(message_id, "message_id") or str(uuid.uuid4())
-    rows = yield Query(
-        ADD_MESSAGE_SQL,
-        (
-            session.owner_id,
-            sid,
-            mid,
-            role,
-            _text(name, "name"),
-            content,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            meta,
-            sid,
-        ),
-    )
+    row = MessageRow(mid, role, content, name=_text(name, "name"), metadata=meta)
+    rows = yield Query(ADD_MESSAGE_SQL, (session.owner_id, sid, *row, sid))
     return Message.model_validate(rows[0])
 
 
