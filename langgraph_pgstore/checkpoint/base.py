@@ -273,6 +273,7 @@ class SaverBase:
 
     conn: Any
     lock: Any
+    durable_writes = False
 
     def __init__(
         self,
