@@ -33,7 +33,7 @@ from .._ops import Op, Query
 from .mirror import COLUMN_TYPES, MessageRow
 from .ops import HAS_EMBEDDING_SQL, ensure_session
 
-__all__ = ["ThreadState", "diff", "sync_thread"]
+__all__ = ["ThreadState", "append", "diff", "sync_thread"]
 
 #: Seconds between refreshes of ``sessions.updated_at`` by the mirror (see :func:`diff`).
 TOUCH_EVERY = 2.0
@@ -109,29 +109,27 @@ class ThreadState:
     owner: str | None
     #: The checkpoint whose message list the visible mirrored rows are.
     checkpoint_id: str
-    #: Those rows; None when the checkpoint had no message list.
-    rows: Rows | None
+    #: Those rows.
+    rows: Rows
     has_vector: bool
     #: message id -> (the message object, its row): unchanged objects aren't re-converted.
     objs: dict[str, tuple[Any, MessageRow]] = field(default_factory=dict)
+    #: The message objects of that list, to tell an append from anything else.
+    messages: list[Any] = field(default_factory=list)
     touched: float = field(default_factory=time.monotonic)
 
     def serves(self, owner: str | None, parent_id: str | None) -> bool:
         """Whether a write on behalf of ``owner`` that follows checkpoint ``parent_id`` can be
         diffed against this state: the thread has that owner (or the write names none) and
         the table still shows the parent's messages (no fork, no other writer since)."""
-        return (
-            (owner is None or owner == self.owner)
-            and parent_id == self.checkpoint_id
-            and self.rows is not None
-        )
+        return (owner is None or owner == self.owner) and parent_id == self.checkpoint_id
 
 
-def _keyed(rows: Sequence[MessageRow]) -> Rows:
-    """The list as the table keys it: by message id (an id-less message by its position),
-    first occurrence wins."""
+def _keyed(rows: Sequence[MessageRow], start: int = 0) -> Rows:
+    """The list (from position ``start``) as the table keys it: by message id (an id-less
+    message by its position), first occurrence wins."""
     out: Rows = {}
-    for position, row in enumerate(rows):
+    for position, row in enumerate(rows, start):
         mid = row.message_id
         if mid is None:
             mid = f"~{position}"
@@ -155,15 +153,23 @@ def _upsert(
     return Query(sql, {**params, "rows": payload})
 
 
+def _touch(state: ThreadState, queries: list[Query]) -> float:
+    """Refresh ``sessions.updated_at`` along with a change, at most every TOUCH_EVERY
+    seconds (a non-HOT update); returns the new touch time."""
+    now = time.monotonic()
+    if queries and now - state.touched >= TOUCH_EVERY:
+        queries.append(Query(TOUCH_SESSION_SQL, {"session": state.session_id}))
+        return now
+    return state.touched
+
+
 def diff(
     state: ThreadState, checkpoint_id: str, rows: Sequence[MessageRow] | None
 ) -> tuple[list[Query], ThreadState]:
     """Statements (none returns rows) that take the table from ``state`` to ``rows`` (None:
     the list did not change), and the state after them. ``state`` must
     :meth:`~ThreadState.serves` the write."""
-    assert state.rows is not None
     queries: list[Query] = []
-    now = time.monotonic()
     if rows is None:
         return queries, replace(state, checkpoint_id=checkpoint_id)
     new = _keyed(rows)
@@ -174,18 +180,31 @@ def diff(
     if gone:
         params = {"checkpoint": checkpoint_id, "session": state.session_id, "ids": gone}
         queries.append(Query(REMOVE_MESSAGES_SQL, params))
-    # ``updated_at`` is refreshed at most every TOUCH_EVERY seconds (a non-HOT update).
-    touched = state.touched
-    if (changed or gone) and now - touched >= TOUCH_EVERY:
-        queries.append(Query(TOUCH_SESSION_SQL, {"session": state.session_id}))
-        touched = now
+    touched = _touch(state, queries)
     return queries, replace(state, checkpoint_id=checkpoint_id, rows=new, touched=touched)
+
+
+def append(
+    state: ThreadState, checkpoint_id: str, rows: Sequence[MessageRow]
+) -> tuple[list[Query], ThreadState] | None:
+    """:func:`diff` for the usual case, in time proportional to what was appended: the list
+    is the state's list followed by ``rows`` (None: an appended message reuses an id, let
+    :func:`diff` decide). Updates ``state`` in place: the caller owns it."""
+    start = len(state.messages)
+    added = _keyed(rows, start)
+    if any(mid in state.rows for mid in added):
+        return None
+    queries = [_upsert(state, checkpoint_id, list(added.values()))] if added else []
+    state.touched = _touch(state, queries)
+    state.rows.update(added)
+    state.checkpoint_id = checkpoint_id
+    return queries, state
 
 
 def sync_thread(
     thread_id: str,
     checkpoint_id: str,
-    rows: Sequence[MessageRow] | None,
+    rows: Sequence[MessageRow],
     *,
     owner: str | None = None,
     email: str | None = None,
@@ -196,18 +215,14 @@ def sync_thread(
 
     The session row decides the owner (a session that had none is claimed by its first
     owner; another user's write is refused). ``rows`` is the checkpoint's message list
-    (None: it has none, and the rows stay as they are). Returns the state to cache once
-    the transaction commits.
+    (empty when it has none). Returns the state to cache once the transaction commits.
     """
     if has_vector is None:  # a schema fact
         has_vector = bool((yield Query(HAS_EMBEDDING_SQL)))
     sid, _, session_owner = yield from ensure_session(thread_id, owner=owner, email=email)
-    state = ThreadState(sid, session_owner, checkpoint_id, None, has_vector)
-    if rows is None:
-        return state
-    new = _keyed(rows)
-    if new:
-        yield _upsert(state, checkpoint_id, list(new.values()))
-    params = {"checkpoint": checkpoint_id, "session": sid, "keep": list(new)}
+    state = ThreadState(sid, session_owner, checkpoint_id, _keyed(rows), has_vector)
+    if state.rows:
+        yield _upsert(state, checkpoint_id, list(state.rows.values()))
+    params = {"checkpoint": checkpoint_id, "session": sid, "keep": list(state.rows)}
     yield Query(REMOVE_ALL_BUT_SQL, params)
-    return replace(state, rows=new)
+    return state

@@ -14,6 +14,7 @@ attribute) and its messages.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from langchain_core.runnables import RunnableConfig
 
 from .._ops import Op, Query
 from .mirror import MessageRow, message_row, messages_of
-from .mirroring import ThreadState, diff, sync_thread
+from .mirroring import ThreadState, append, diff, sync_thread
 
 __all__ = ["MessageRecorder", "Mirror"]
 
@@ -42,12 +43,13 @@ class Mirror:
     op: Op[ThreadState] | None
     state: ThreadState | None
     objs: dict[str, tuple[Any, MessageRow]]
+    messages: list[Any]
 
     def committed(self, result: ThreadState | None = None) -> None:
         """Remember the thread's state (``result``: what ``op`` returned)."""
         state = result if self.op is not None else self.state
         if state is not None:
-            state.objs = self.objs
+            state.objs, state.messages = self.objs, self.messages
         self.recorder._remember(self.thread_id, state)
 
 
@@ -97,34 +99,54 @@ class MessageRecorder:
         The thread's cached state is taken out until :meth:`Mirror.committed` puts the new
         one back: a write that fails leaves nothing cached, so the next starts afresh."""
         conf = config.get("configurable") or {}
-        thread_id = str(conf["thread_id"])
+        thread_id, checkpoint_id = str(conf["thread_id"]), str(checkpoint["id"])
         with self._lock:
             known = self._known.pop(thread_id, None)
         if known is not None and not known.serves(owner, conf.get("checkpoint_id")):
             known = None
-        rows: list[MessageRow] | None = None
-        objs = known.objs if known is not None else {}
         # Unchanged channel: nothing to do if the table shows the parent; else (a fork, say)
-        # the checkpoint's list, which carries every channel, decides.
+        # the checkpoint's list, which carries every channel, decides (none: empty).
+        msgs = None
         if self.channel in new_versions or known is None:
-            msgs = messages_of(checkpoint.get("channel_values", {}).get(self.channel))
-            if msgs is not None:
-                rows, objs = self._rows(msgs, objs)
-        checkpoint_id = str(checkpoint["id"])
-        if known is not None:
-            queries, state = diff(known, checkpoint_id, rows)
-            return Mirror(self, thread_id, queries, None, state, objs)
-        meta = {**(config.get("metadata") or {}), **(metadata or {})}
-        email = meta.get("user_email") or conf.get("user_email")
-        op = sync_thread(
-            thread_id,
-            checkpoint_id,
-            rows,
-            owner=owner,
-            email=str(email) if email is not None else None,
-            has_vector=self.has_vector,
-        )
-        return Mirror(self, thread_id, [], op, None, objs)
+            value = checkpoint.get("channel_values", {}).get(self.channel)
+            msgs = messages_of(value) or []
+        if known is None:
+            rows, objs = self._rows(msgs or [], {})
+            meta = {**(config.get("metadata") or {}), **(metadata or {})}
+            email = meta.get("user_email") or conf.get("user_email")
+            op = sync_thread(
+                thread_id,
+                checkpoint_id,
+                rows,
+                owner=owner,
+                email=str(email) if email is not None else None,
+                has_vector=self.has_vector,
+            )
+            return Mirror(self, thread_id, [], op, None, objs, msgs or [])
+        if msgs is None:
+            queries, state = diff(known, checkpoint_id, None)
+            return Mirror(self, thread_id, queries, None, state, known.objs, known.messages)
+        if (appended := self._append(thread_id, known, checkpoint_id, msgs)) is not None:
+            return appended
+        rows, objs = self._rows(msgs, known.objs)
+        queries, state = diff(known, checkpoint_id, rows)
+        return Mirror(self, thread_id, queries, None, state, objs, msgs)
+
+    def _append(
+        self, thread_id: str, known: ThreadState, checkpoint_id: str, msgs: list[Any]
+    ) -> Mirror | None:
+        """The usual super-step, in time proportional to what it added: the list is the
+        mirrored one (the very same objects: ``add_messages`` copies the list, never its
+        messages) plus new messages. None for anything else."""
+        prev = known.messages
+        if len(msgs) < len(prev) or not all(map(operator.is_, prev, msgs)):
+            return None
+        rows, objs = self._rows(msgs[len(prev) :], {})
+        done = append(known, checkpoint_id, rows)
+        if done is None:
+            return None
+        queries, state = done
+        return Mirror(self, thread_id, queries, None, state, {**known.objs, **objs}, msgs)
 
     @staticmethod
     def _rows(
