@@ -97,7 +97,7 @@ class Endpoint:
 
     def _pool_kwargs(self, check: _PurgingCheck | _APurgingCheck) -> dict[str, Any]:
         s = self.settings
-        checked = {"check": check, "reset": check.returned} if s.check_connection else {}
+        checked = {"check": check} if s.check_connection else {}
         return {
             **checked,
             "kwargs": self.connect_kwargs(),
@@ -129,31 +129,31 @@ class Endpoint:
         return pool
 
 
-#: A connection back in the pool for less than this many seconds skips the check's round
-#: trip when its socket is quiet (see :meth:`_Returned.fine`).
+#: A connection handed out less than this many seconds ago skips the check's round trip
+#: when its socket is quiet (see :meth:`_Recent.fine`).
 RECENT_S = 5.0
 
 
-class _Returned:
-    """When each connection came back to the pool (the pool's ``reset`` callback)."""
+class _Recent:
+    """When each connection was last handed out (and so worked, moments later)."""
 
     def __init__(self) -> None:
         self._at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
 
-    def stamp(self, conn: Any) -> None:
-        self._at[conn] = time.monotonic()
-
     def fine(self, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-        """Whether ``conn`` came back moments ago and nothing has arrived on it since.
+        """Whether ``conn`` was handed out moments ago and nothing has arrived on it since
+        (and note that it is handed out now).
 
         A checkout is then handed out without the check's round trip (a round trip per
         checkout is what the checkpointer's writes spent most on): a backend that was
         terminated, or a server that died or restarted, sends an error or closes the
         socket, which makes it readable, and a zero-timeout poll sees that. Anything
-        readable, or an older return, gets the full check.
+        readable, or an older checkout, gets the full check. (Stamped at checkout, not
+        return: the pool's ``reset`` callback would send every return through a worker.)
         """
-        at = self._at.get(conn)
-        if at is None or time.monotonic() - at > RECENT_S or conn.pgconn.status != ConnStatus.OK:
+        now = time.monotonic()
+        at, self._at[conn] = self._at.get(conn), now
+        if at is None or now - at > RECENT_S or conn.pgconn.status != ConnStatus.OK:
             return False
         try:
             readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
@@ -162,7 +162,7 @@ class _Returned:
         return not readable
 
 
-class _PurgingCheck(_Returned):
+class _PurgingCheck(_Recent):
     """Connection check that, on a dead connection, purges every idle sibling at once.
 
     psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
@@ -171,9 +171,6 @@ class _PurgingCheck(_Returned):
     """
 
     pool: ConnectionPool[Any] | None = None
-
-    def returned(self, conn: psycopg.Connection[Any]) -> None:
-        self.stamp(conn)
 
     def __call__(self, conn: psycopg.Connection[Any]) -> None:
         if self.fine(conn):
@@ -186,14 +183,11 @@ class _PurgingCheck(_Returned):
             raise
 
 
-class _APurgingCheck(_Returned):
+class _APurgingCheck(_Recent):
     """Async twin of :class:`_PurgingCheck`."""
 
     pool: AsyncConnectionPool[Any] | None = None
     _tasks: ClassVar[set[asyncio.Task[None]]] = set()
-
-    async def returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.stamp(conn)
 
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if self.fine(conn):
