@@ -21,8 +21,9 @@ from langchain_core.messages import (
     RemoveMessage,
     ToolMessage,
 )
+from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
+from langgraph.graph.message import _messages_delta_reducer, add_messages
 from langgraph.types import Command, Send, interrupt
 from savers import Side
 from sqlalchemy.dialects import postgresql
@@ -301,3 +302,27 @@ def test_message_row_is_the_schemas_messages_columns() -> None:
     }
     assert {name: declared[name] for name in MessageRow._fields} == COLUMN_TYPES
     assert list(COLUMN_TYPES) == list(MessageRow._fields)
+
+
+class DeltaState(TypedDict):
+    messages: Annotated[
+        list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=3)
+    ]
+
+
+async def test_delta_channel_threads_follow_at_snapshots(side: Side) -> None:
+    """LangGraph's DeltaChannel (the opt-in for linear storage) carries the list only at
+    snapshots: the rows catch up there, and are never wrongly removed in between."""
+    g = StateGraph(DeltaState)
+    g.add_node("reply", lambda s: {"messages": [AIMessage(f"re {s['messages'][-1].text}")]})
+    g.add_edge(START, "reply")
+    graph = g.compile(checkpointer=side.checkpointer)
+    config: dict[str, Any] = {"configurable": {"thread_id": "delta"}}
+    seen: list[int] = []
+    for text in ("one", "two", "three", "four", "five"):
+        await side.invoke(graph, {"messages": [HumanMessage(text)]}, config)
+        rows = await visible(side, "delta")
+        state = await state_of(side, graph, config)
+        assert rows == state[: len(rows)]  # an earlier state of the thread, never garbage
+        seen.append(len(rows))
+    assert seen == sorted(seen) and seen[-1] >= 6, seen  # caught up at the snapshots

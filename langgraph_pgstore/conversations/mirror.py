@@ -20,6 +20,9 @@ Semantics (documented here once, tested in tests/test_conversations_mirror.py):
   only a checkpoint that follows the one it mirrored last; otherwise (first sight of the
   thread, a fork, another process wrote in between) it sends the whole list and the server
   brings the rows in line.
+- With LangGraph's ``DeltaChannel`` (beta) a checkpoint carries the list only at snapshots
+  (every ``snapshot_frequency`` updates, 100 by default): the rows follow at each snapshot
+  and are left as they are in between.
 - Content Postgres can't store (NUL bytes, lone surrogates) is replaced by U+FFFD and the row's
   metadata gets ``"lossy": true``; the checkpoint itself keeps the exact original.
 """

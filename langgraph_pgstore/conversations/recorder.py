@@ -109,6 +109,10 @@ class MessageRecorder:
         msgs = None
         if self.channel in new_versions or known is None:
             value = checkpoint.get("channel_values", {}).get(self.channel)
+            if value is None and self.channel in checkpoint.get("channel_versions", {}):
+                # A DeltaChannel between snapshots: the checkpoint doesn't carry the list.
+                # Leave the rows; the next snapshot brings them in line.
+                return Mirror(self, thread_id, [], None, None, {}, [])
             msgs = messages_of(value) or []
         if known is None:
             rows, objs = self._rows(msgs or [], {})
