@@ -855,14 +855,14 @@ except TimeoutError as exc:
     print("the graph raised:", repr(exc))
 db.telemetry.flush(timeout=30)
 
-errors = db.telemetry.list_runs(status="error", since=since)["runs"]
+errors = db.telemetry.list_runs(status="error", since=since)["items"]
 print([(r["graph_name"], r["user_id"], r["error_type"], r["error_message"]) for r in errors])
 assert len(errors) == 1 and errors[0]["error_type"] == "TimeoutError"
 
 page = db.telemetry.list_runs(limit=2, since=since)
-print(len(page["runs"]), "runs on the first page, next cursor:", page["next_cursor"] is not None)
-rest = db.telemetry.list_runs(limit=10, cursor=page["next_cursor"], since=since)["runs"]
-assert len(page["runs"]) + len(rest) == 4
+print(len(page["items"]), "runs on the first page, next cursor:", page["next_cursor"] is not None)
+rest = db.telemetry.list_runs(limit=10, cursor=page["next_cursor"], since=since)["items"]
+assert len(page["items"]) + len(rest) == 4
 db.close()
 """),
     ]

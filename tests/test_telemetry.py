@@ -71,7 +71,9 @@ def nodes(detail: dict[str, Any], kind: str = "node") -> list[tuple[str, int, st
 
 
 def test_invoke_records_run_steps_and_llm_call(db: Database) -> None:
-    graph = db.telemetry.instrument(chain(("a", llm_node), ("b", lambda s: {"x": ["b"]})))
+    graph = db.telemetry.instrument(
+        chain(("a", llm_node), ("b", lambda s: {"x": ["b"]})), capture="full"
+    )
     config = cfg(
         metadata={"user_id": "u1", "idempotency_key": "k1"}, configurable={"thread_id": "t1"}
     )
@@ -91,7 +93,7 @@ def test_invoke_records_run_steps_and_llm_call(db: Database) -> None:
     assert nodes(d) == [("a", 1, "success"), ("b", 2, "success")]
     a, b = d["steps"]
     assert b["output_data"] == {"x": ["b"]}
-    assert a["output_data"] == {"x": ["hello there"]} and a["input_data"] is None
+    assert a["output_data"] == {"x": ["hello there"]} and a["input_data"] == {"x": []}
     assert a["triggers"] == ["branch:to:a"] and a["checkpoint_ns"].startswith("a:")
     assert a["attempt"] == 1 and a["task_id"] == a["checkpoint_ns"].split(":", 1)[1]
     [call] = d["llm_calls"]
@@ -123,7 +125,7 @@ async def test_ainvoke_and_async_query_api(adb: AsyncDatabase) -> None:
     assert (stats["step_count"], stats["llm_calls"], stats["total_tokens"]) == (2, 2, 240)
     assert stats["cost_usd"] == Decimal("0.000054")
     page = await adb.telemetry.alist_runs(user_id="u2")
-    assert [r["id"] for r in page["runs"]] == [config["run_id"]]
+    assert [r["id"] for r in page["items"]] == [config["run_id"]]
     by_user = await adb.telemetry.astats("user")
     assert [(r["key"], r["runs"], r["llm_calls"]) for r in by_user] == [("u2", 1, 2)]
 
@@ -173,14 +175,14 @@ def test_stream_stopped_early_is_cancelled(db: Database) -> None:
 
 
 def test_batch_records_one_run_per_input(db: Database) -> None:
-    graph = db.telemetry.instrument(chain(("a", llm_node)))
+    graph = db.telemetry.instrument(chain(("a", llm_node)), capture="full")
     configs = [cfg(metadata={"user_id": f"u{i}"}) for i in range(3)]
     graph.batch([{"x": [i]} for i in range(3)], configs)
     for i, config in enumerate(configs):
         d = recorded(db, config["run_id"])
         assert d["run"]["user_id"] == f"u{i}" and d["run"]["input_summary"] == {"x": [i]}
         assert len(d["steps"]) == 1 and len(d["llm_calls"]) == 1
-    assert db.telemetry.list_runs()["runs"].__len__() == 3
+    assert db.telemetry.list_runs()["items"].__len__() == 3
 
 
 def test_fan_out_parallel_branches_share_a_step(db: Database) -> None:
@@ -244,7 +246,7 @@ def test_subgraph_steps_nest_under_the_parent_node(db: Database) -> None:
     assert (by_name["i1"]["step_number"], by_name["i2"]["step_number"]) == (1, 2)
     steps_of_calls = sorted(by_name_id(d)[c["step_id"]] for c in d["llm_calls"])
     assert steps_of_calls == ["after", "i1"]
-    assert len(db.telemetry.list_runs()["runs"]) == 1  # the subgraph is not a run of its own
+    assert len(db.telemetry.list_runs()["items"]) == 1  # the subgraph is not a run of its own
 
 
 def by_name_id(d: dict[str, Any]) -> dict[Any, str]:
@@ -261,7 +263,7 @@ def test_interrupt_then_resume_is_a_new_run(db: Database) -> None:
     g.add_node("ask", ask)
     g.add_edge(START, "prep")
     g.add_edge("prep", "ask")
-    graph = db.telemetry.instrument(g.compile(checkpointer=InMemorySaver()))
+    graph = db.telemetry.instrument(g.compile(checkpointer=InMemorySaver()), capture="full")
     first = cfg(configurable={"thread_id": "th"}, metadata={"user_id": "u"})
     out = graph.invoke({"x": []}, first)
     assert "__interrupt__" in out
@@ -298,7 +300,7 @@ def test_retries_are_attempts_of_one_step(db: Database) -> None:
         ),
     )
     g.add_edge(START, "flaky")
-    graph = db.telemetry.instrument(g.compile())
+    graph = db.telemetry.instrument(g.compile(), capture="full")
     config = cfg()
     graph.invoke({"x": []}, config)
     d = recorded(db, config["run_id"])
@@ -320,7 +322,7 @@ def test_error_marks_step_and_run(db: Database) -> None:
         LLM.invoke("q")
         raise RuntimeError("it broke")
 
-    graph = db.telemetry.instrument(chain(("ok", llm_node), ("bad", bad)))
+    graph = db.telemetry.instrument(chain(("ok", llm_node), ("bad", bad)), capture="full")
     config = cfg()
     with pytest.raises(RuntimeError, match="it broke"):
         graph.invoke({"x": []}, config)
@@ -396,7 +398,7 @@ def test_tool_calls_are_steps_of_kind_tool(db: Database) -> None:
     def use_tool(state: S) -> dict[str, Any]:
         return {"x": [add.invoke({"a": 2, "b": 3})]}
 
-    graph = db.telemetry.instrument(chain(("agent", use_tool)))
+    graph = db.telemetry.instrument(chain(("agent", use_tool)), capture="full")
     config = cfg()
     graph.invoke({"x": []}, config)
     d = recorded(db, config["run_id"])
@@ -435,10 +437,9 @@ def test_tokens_cache_reasoning_and_unknown_cost(db: Database) -> None:
     assert stats["cost_usd"] == Decimal("0.00325") and stats["cost_unknown_calls"] == 2
 
 
-def test_capture_inputs_is_opt_in_and_truncated(db: Database) -> None:
-    db.telemetry.handler.capture_inputs = True
+def test_full_capture_stores_inputs_truncated(db: Database) -> None:
     db.telemetry.writer.max_json_chars = 50
-    graph = db.telemetry.instrument(chain(("a", lambda s: {"x": ["y" * 100]})))
+    graph = db.telemetry.instrument(chain(("a", lambda s: {"x": ["y" * 100]})), capture="full")
     config = cfg()
     graph.invoke({"x": ["small"]}, config)
     d = recorded(db, config["run_id"])
@@ -456,7 +457,7 @@ def test_command_output_and_odd_values_are_serialised(db: Database) -> None:
     g.add_node("go", go)
     g.add_node("end", lambda s: {"x": ["\x00nul"]})
     g.add_edge(START, "go")
-    graph = db.telemetry.instrument(g.compile())
+    graph = db.telemetry.instrument(g.compile(), capture="full")
     config = cfg()
     graph.invoke({"x": []}, config)
     d = recorded(db, config["run_id"])
@@ -493,4 +494,4 @@ def test_idempotency_key_reused_is_not_a_failure(db: Database) -> None:
     graph.invoke({"x": []}, c2)
     r1, r2 = recorded(db, c1["run_id"])["run"], recorded(db, c2["run_id"])["run"]
     assert (r1["idempotency_key"], r2["idempotency_key"]) == ("same", None)
-    assert r2["status"] == "success" and db.telemetry.writer.dropped_rows == 0
+    assert r2["status"] == "success" and db.telemetry.rejected_events == 0

@@ -25,6 +25,7 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database, InvalidInput, NotFound
 from langgraph_pgstore.telemetry import TelemetryHandler, TelemetryWriter
+from langgraph_pgstore.telemetry import events as ev
 
 
 class S(TypedDict):
@@ -72,30 +73,20 @@ def test_end_before_start_in_separate_batches(db: Database) -> None:
     try:
         # ends first, each in a batch of its own, then the starts
         writer.enqueue(
-            ("llm_end", cid, rid, "success", None, None, t, None, t + 0.5, "gpt-4o-mini", "openai")
-        )
-        writer.enqueue(("step_end", sid, rid, "n", "success", {"x": 1}, None, t + 1))
-        writer.enqueue(("run_end", rid, "success", {"done": True}, None, t + 2))
-        assert writer.flush(10)
-        writer.enqueue(("run_start", rid, "g", "th", {"user_id": "u"}, {"in": 1}, t))
-        writer.enqueue(
-            (
-                "step_start",
-                sid,
-                rid,
-                None,
-                "node",
-                "n",
-                1,
-                ("branch:to:n",),
-                "n:abc",
-                "abc",
-                1,
-                None,
-                t,
+            ev.LlmEnd(
+                cid, rid, "success", None, None, None, t, None, t + 0.5, "gpt-4o-mini", "openai"
             )
         )
-        writer.enqueue(("llm_start", cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
+        writer.enqueue(ev.StepEnd(sid, rid, "n", "success", {"x": 1}, None, None, t + 1))
+        writer.enqueue(ev.RunEnd(rid, "success", {"done": True}, None, None, t + 2))
+        assert writer.flush(10)
+        writer.enqueue(ev.RunStart(rid, "g", "th", {"user_id": "u"}, {"in": 1}, False, t))
+        writer.enqueue(
+            ev.StepStart(
+                sid, rid, None, "node", "n", 1, ("branch:to:n",), "n:abc", "abc", 1, None, t
+            )
+        )
+        writer.enqueue(ev.LlmStart(cid, rid, sid, "th", "chat", "openai", "gpt-4o-mini", t))
         assert writer.flush(10)
     finally:
         writer.close()
@@ -110,21 +101,35 @@ def test_end_before_start_in_separate_batches(db: Database) -> None:
     assert (call["status"], call["step_id"], call["latency_ms"]) == ("success", sid, 500.0)
 
 
-def test_bad_row_is_dropped_not_the_batch(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+def test_rejected_event_is_isolated_and_the_rest_written(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A permanent error (here a CHECK violation, SQLSTATE 23514) splits the batch until the
+    offending event is alone: it is logged with its key and reason and counted; the rest of
+    the batch, and every later batch, is written."""
     writer = TelemetryWriter(db.url, db.settings.connect_kwargs())
     good, bad = uuid.uuid4(), uuid.uuid4()
     t = time.time()
-    writer.enqueue(("run_start", good, "g", None, {}, None, t))
-    writer.enqueue(
-        ("step_start", bad, good, None, "node", "n", 2**40, None, "", None, 1, None, t)
-    )  # step_number overflows int4: the database rejects this row
-    writer.enqueue(("run_end", good, "success", None, None, t))
+    writer.enqueue(ev.RunStart(good, "g", None, {}, None, False, t))
+    for i in range(50):
+        writer.enqueue(
+            ev.StepStart(uuid.uuid4(), good, None, "node", f"n{i}", i, None, "", None, 1, None, t)
+        )
+    writer.enqueue(ev.RunEnd(bad, "bogus", None, None, None, t))  # not an allowed status
+    writer.enqueue(ev.RunEnd(good, "success", None, None, None, t))
+    assert writer.flush(10)
+    later = uuid.uuid4()
+    writer.enqueue(ev.RunStart(later, "g", None, {}, None, False, t))
     assert writer.flush(10)
     writer.close()
-    assert writer.dropped_rows == 1
-    assert "dropped" in caplog.text
-    assert db.telemetry.get_run(good)["run"]["status"] == "success"
-    assert db.telemetry.get_run(good)["steps"] == []
+    assert writer.rejected_events == 1 and writer.lost_events == 0
+    assert f"RunEnd run={bad}" in caplog.text and "CheckViolation [23514]" in caplog.text
+    d = db.telemetry.get_run(good)
+    assert d["run"]["status"] == "success" and len(d["steps"]) == 50
+    assert {s["status"] for s in d["steps"]} == {"success"}  # orphans closed after the split
+    assert db.telemetry.get_run(later)["run"]["status"] == "running"
+    with pytest.raises(NotFound):
+        db.telemetry.get_run(bad)
 
 
 def _set_connections(server_admin: str, dbname: str, allow: bool) -> None:
@@ -218,7 +223,7 @@ def test_no_leak_over_10000_runs() -> None:
     10,000 real runs is in benchmarks/bench_telemetry.py."""
     events = [0]
 
-    def sink(event: tuple[Any, ...]) -> None:
+    def sink(event: ev.Event) -> None:
         events[0] += 1
 
     handler = TelemetryHandler(sink)
@@ -251,7 +256,7 @@ def test_writer_path_closes_orphans_and_keeps_nothing(db: Database) -> None:
     assert tel.flush(60)
     assert tel.lost_events == 0 and tel.pending == 0 and not tel.writer._buffer
     assert count_rows(db) == (2_000, 4_000, 4_000)
-    cancelled = tel.list_runs(status="cancelled", limit=1000)["runs"]
+    cancelled = tel.list_runs(status="cancelled", limit=1000)["items"]
     assert len(cancelled) == 200
     d = tel.get_run(cancelled[0]["id"])
     assert [c["status"] for c in d["llm_calls"]] == ["success", "cancelled"]
@@ -267,7 +272,7 @@ def test_real_graph_runs_leave_no_state(db: Database) -> None:
     assert handler._entries == {} and handler._roots == {}
     assert db.telemetry.flush(30)
     assert count_rows(db) == (200, 400, 200)
-    assert len(db.telemetry.list_runs(status="error", limit=100)["runs"]) == 20
+    assert len(db.telemetry.list_runs(status="error", limit=100)["items"]) == 20
 
 
 # --- query API ---------------------------------------------------------------------------------
@@ -285,18 +290,18 @@ def test_list_runs_filters_and_cursor_pagination(db: Database) -> None:
     cursor = None
     while True:
         page = db.telemetry.list_runs(limit=3, cursor=cursor)
-        seen.extend(page["runs"])
+        seen.extend(page["items"])
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert len(seen) == 7 and len({r["id"] for r in seen}) == 7
     starts = [r["started_at"] for r in seen]
     assert starts == sorted(starts, reverse=True)
-    assert len(db.telemetry.list_runs(user_id="u0")["runs"]) == 4
-    assert len(db.telemetry.list_runs(thread_id="t1", user_id="u1")["runs"]) == 1
+    assert len(db.telemetry.list_runs(user_id="u0")["items"]) == 4
+    assert len(db.telemetry.list_runs(thread_id="t1", user_id="u1")["items"]) == 1
     future = datetime.now(UTC) + timedelta(days=1)
-    assert db.telemetry.list_runs(since=future)["runs"] == []
-    assert len(db.telemetry.list_runs(until=future, graph_name="two")["runs"]) == 7
+    assert db.telemetry.list_runs(since=future)["items"] == []
+    assert len(db.telemetry.list_runs(until=future, graph_name="two")["items"]) == 7
     by_session = {r["key"]: r for r in db.telemetry.stats("session")}
     assert {k: v["runs"] for k, v in by_session.items()} == {"t0": 3, "t1": 2, "t2": 2}
     assert by_session["t0"]["steps"] == 6 and by_session["t0"]["total_tokens"] == 360

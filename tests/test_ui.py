@@ -59,8 +59,8 @@ def record_runs(url: str) -> dict[str, uuid.UUID]:
         bad = StateGraph(MessagesState).add_node(agent).add_node(explode)
         bad.add_edge(START, "agent").add_edge("agent", "explode")
         for user, builder in (("carol", ok), ("bob", bad)):
-            graph = db.telemetry.instrument(
-                builder.compile(checkpointer=db.checkpointer, name="support")
+            graph = db.telemetry.instrument(  # full: error messages are shown
+                builder.compile(checkpointer=db.checkpointer, name="support"), capture="full"
             )
             config = {
                 "run_id": runs[user],

@@ -16,15 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from .._ops import Op, Query
 from ..errors import InvalidInput, NotFound
+from ..paging import parse_id
 from ..telemetry import queries as tq
-from ..tenancy import require_admin
 
 __all__ = [
     "Page",
@@ -92,23 +92,11 @@ ORDER BY id
 LIMIT %s
 """
 
-# Only finished runs: a running one is still being written by telemetry.
-DELETE_OLD_RUNS = """
-DELETE FROM runs WHERE started_at < now() - %s AND status <> 'running' RETURNING id
-"""
-
-
 # -- helpers ------------------------------------------------------------------------------
 
 
-def parse_uuid(value: str | UUID, what: str = "id") -> UUID:
-    """``InvalidInput`` (HTTP 422, CLI exit 2) for anything that is not a UUID."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError as exc:
-        raise InvalidInput(f"{what} must be a UUID, got {value!r}") from exc
+parse_uuid = parse_id
+"""``InvalidInput`` (HTTP 422, CLI exit 2) for anything that is not a UUID (``paging``'s)."""
 
 
 def plain(value: Any) -> Any:
@@ -180,7 +168,7 @@ def list_runs(
         limit=_limit(limit), cursor=cursor, status=status, graph_name=graph_name,
         thread_id=thread_id, owner_id=user_id,
     )  # fmt: skip
-    return {"items": [plain(r) for r in page["runs"]], "next_cursor": page["next_cursor"]}
+    return {"items": [plain(r) for r in page["items"]], "next_cursor": page["next_cursor"]}
 
 
 def _owned(run_id: str | UUID, user_id: str | None) -> Op[UUID]:
@@ -267,10 +255,5 @@ def list_messages(
 
 
 def purge_runs_older_than(days: float) -> Op[int]:
-    """Retention: delete finished runs (steps and LLM calls cascade) older than ``days``.
-    Maintenance: the admin path only."""
-    if not days > 0:
-        raise InvalidInput(f"retention must be a positive number of days, got {days}")
-    yield from require_admin("purge_runs_older_than (retention)")
-    rows = yield Query(DELETE_OLD_RUNS, (timedelta(days=days),))
-    return len(rows)
+    """Retention: telemetry's ``purge_runs_older_than`` (the admin path only)."""
+    return tq.purge_runs_older_than(days)

@@ -51,6 +51,7 @@ runs = Table(
     Index(None, "user_id", "started_at"),
     Index(None, "started_at"),
     Index(None, "trace_id"),
+    Index(None, "metadata", postgresql_using="gin", postgresql_ops={"metadata": "jsonb_path_ops"}),
     Index(None, "owner_id"),
 )
 

@@ -1,382 +1,121 @@
 """The single background writer: one thread, its own connection, batched upserts.
 
-Callbacks append raw event tuples to a bounded deque (no lock, no I/O). The thread drains up to
-``batch_size`` events, folds starts and ends of the same row together, turns Python objects into
-rows (JSON summaries, tokens, cost) and writes each batch in one transaction:
+Callbacks append events (``events.py``) to a bounded deque (no lock, no I/O). The thread
+drains up to ``batch_size`` events, folds them into rows (``rows.py``) and writes each batch
+in one transaction (``sql.write_rows``). Failures are told apart by SQLSTATE:
 
-1. stub ``runs`` rows for every run a step or call points at (a start lost to overflow must not
-   make its children fail the foreign key),
-2. upserts of runs, steps and llm_calls (``ON CONFLICT (id) DO UPDATE`` with COALESCE, so a start
-   and an end written in different batches, in either order, meet in one row),
-3. closing of orphans: when a run ends, steps and calls still 'running' (a cancelled LLM call
-   never reports an end) take the run's terminal status.
+- **transient** (the server is down or restarting, a deadlock, a lock timeout): the batch is
+  kept and retried with backoff (0.05 s doubling to ``retry_max``) while new events wait in
+  the deque; past ``max_buffer`` waiting events, new ones are counted in ``lost_events`` and
+  logged at WARNING.
+- **permanent** (the database refuses the content: data exceptions, limits, constraints,
+  privileges): the batch is split in halves until the offending event is alone; that event is
+  logged with its key and reason, counted in ``rejected_events``, and everything else is
+  written. Retrying such a batch would wedge the writer for good.
 
-Rows carry ``owner_id`` (the run's owner, learnt from its ``run_start`` and remembered for its
-children). With tenancy, each batch is written per tenant: the rows of runs that acted for a
-tenant are written after ``set_config('pgstore.tenant', ...)`` in the batch's transaction, so
-row-level security accepts them; nothing extra is sent when no run had a tenant.
+Rows carry ``owner_id``, the run's owner learnt from its ``RunStart`` (``tenancy.recorded_owner``)
+and remembered for its later events. With tenancy, each batch is written per tenant: the rows
+of runs that acted for a tenant follow ``set_config('pgstore.tenant', ...)`` in the batch's
+transaction, so row-level security accepts them; nothing extra is sent when no run had one.
 
-When the database is down the failed batch is kept and retried with backoff while new events
-wait in the deque; past ``max_buffer`` events are counted in ``lost_events`` and logged.
-A batch the database rejects for its content (not for being down) is retried row by row and the
-bad rows are dropped, counted and logged, so one odd value never wedges the writer.
+At exit (``close``, or the atexit hook) events that could not be written, because the server
+is down, are spilled to a file (``spill.py``) and replayed by the next writer of the same
+database; if even that fails they are counted in ``lost_events`` and logged at WARNING.
+The thread never dies of an error: anything unexpected is logged and the loop goes on;
+``status()`` reports its liveness and counters for ``health()``.
 """
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
-import json
 import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from .. import errors
+from .._ops import run
 from ..config import redact_dsn
-from ..tenancy import SET_TENANT_SQL
-from .pricing import cost_usd
+from . import spill
+from .events import Event, LlmEnd, LlmStart, RunEnd, RunStart, StepEnd, StepStart
+from .rows import Rows, fold_one
+from .sql import write_rows
 
-__all__ = ["TelemetryWriter", "summarize"]
+__all__ = ["TelemetryWriter", "WriterStatus", "is_transient"]
 
 log = logging.getLogger(__name__)
 
-UPSERT_RUN_STUBS = """
-INSERT INTO runs (id, owner_id) SELECT * FROM unnest(%s::uuid[], %s::text[])
-ON CONFLICT (id) DO NOTHING
-"""
+Item: TypeAlias = Event | spill.SpilledRow
 
-UPSERT_RUNS = """
-INSERT INTO runs AS r (id, graph_name, thread_id, user_id, status, input_summary, output_summary,
-                       error_type, error_message, trace_id, idempotency_key, metadata,
-                       started_at, completed_at, owner_id)
-VALUES (%(id)s, %(graph_name)s, %(thread_id)s, %(user_id)s, COALESCE(%(status)s, 'running'),
-        %(input_summary)s, %(output_summary)s, %(error_type)s, %(error_message)s, %(trace_id)s,
-        (SELECT %(idempotency_key)s::text
-          WHERE NOT EXISTS (SELECT 1 FROM runs x WHERE x.idempotency_key = %(idempotency_key)s
-                                                   AND x.id <> %(id)s)),
-        COALESCE(%(metadata)s, '{}'::jsonb), COALESCE(%(started_at)s, now()), %(completed_at)s,
-        %(owner_id)s)
-ON CONFLICT (id) DO UPDATE SET
-    owner_id = COALESCE(r.owner_id, EXCLUDED.owner_id),
-    graph_name = COALESCE(EXCLUDED.graph_name, r.graph_name),
-    thread_id = COALESCE(EXCLUDED.thread_id, r.thread_id),
-    user_id = COALESCE(EXCLUDED.user_id, r.user_id),
-    status = CASE WHEN %(status)s IS NULL OR %(status)s = 'running' THEN r.status
-                  ELSE EXCLUDED.status END,
-    input_summary = COALESCE(EXCLUDED.input_summary, r.input_summary),
-    output_summary = COALESCE(EXCLUDED.output_summary, r.output_summary),
-    error_type = COALESCE(EXCLUDED.error_type, r.error_type),
-    error_message = COALESCE(EXCLUDED.error_message, r.error_message),
-    trace_id = COALESCE(EXCLUDED.trace_id, r.trace_id),
-    idempotency_key = COALESCE(r.idempotency_key, EXCLUDED.idempotency_key),
-    metadata = CASE WHEN %(metadata)s IS NULL THEN r.metadata ELSE EXCLUDED.metadata END,
-    started_at = COALESCE(%(started_at)s, r.started_at),
-    completed_at = COALESCE(EXCLUDED.completed_at, r.completed_at)
-"""
 
-UPSERT_STEPS = """
-INSERT INTO steps AS s (id, run_id, parent_step_id, kind, node_name, step_number, triggers,
-                        checkpoint_ns, task_id, attempt, input_data, output_data, status,
-                        error_type, error_message, started_at, completed_at, owner_id)
-VALUES (%(id)s, %(run_id)s, %(parent_step_id)s, COALESCE(%(kind)s, 'node'), %(node_name)s,
-        %(step_number)s, %(triggers)s, COALESCE(%(checkpoint_ns)s, ''), %(task_id)s,
-        COALESCE(%(attempt)s, 1), %(input_data)s, %(output_data)s,
-        COALESCE(%(status)s, 'running'), %(error_type)s, %(error_message)s,
-        COALESCE(%(started_at)s, now()), %(completed_at)s, %(owner_id)s)
-ON CONFLICT (id) DO UPDATE SET
-    owner_id = COALESCE(s.owner_id, EXCLUDED.owner_id),
-    parent_step_id = COALESCE(EXCLUDED.parent_step_id, s.parent_step_id),
-    kind = COALESCE(%(kind)s, s.kind),
-    step_number = COALESCE(EXCLUDED.step_number, s.step_number),
-    triggers = COALESCE(EXCLUDED.triggers, s.triggers),
-    checkpoint_ns = COALESCE(%(checkpoint_ns)s, s.checkpoint_ns),
-    task_id = COALESCE(EXCLUDED.task_id, s.task_id),
-    attempt = COALESCE(%(attempt)s, s.attempt),
-    input_data = COALESCE(EXCLUDED.input_data, s.input_data),
-    output_data = COALESCE(EXCLUDED.output_data, s.output_data),
-    status = CASE WHEN %(status)s IS NULL OR %(status)s = 'running' THEN s.status
-                  ELSE EXCLUDED.status END,
-    error_type = COALESCE(EXCLUDED.error_type, s.error_type),
-    error_message = COALESCE(EXCLUDED.error_message, s.error_message),
-    started_at = COALESCE(%(started_at)s, s.started_at),
-    completed_at = COALESCE(EXCLUDED.completed_at, s.completed_at)
-"""
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None)
+        if state:
+            return str(state)
+        seen = seen.__cause__
+    return None
 
-UPSERT_LLM_CALLS = """
-INSERT INTO llm_calls AS c (id, run_id, step_id, thread_id, operation_name, provider_name,
-                            request_model, response_model, response_id, finish_reasons,
-                            input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
-                            cache_creation_input_tokens, reasoning_output_tokens, cost_usd,
-                            latency_ms, time_to_first_chunk_ms, streamed, status, error_type,
-                            error_message, started_at, completed_at, owner_id)
-VALUES (%(id)s, %(run_id)s, %(step_id)s, %(thread_id)s, COALESCE(%(operation_name)s, 'chat'),
-        %(provider_name)s, %(request_model)s, %(response_model)s, %(response_id)s,
-        %(finish_reasons)s, %(input_tokens)s, %(output_tokens)s, %(total_tokens)s,
-        %(cache_read_input_tokens)s, %(cache_creation_input_tokens)s,
-        %(reasoning_output_tokens)s, %(cost_usd)s, %(latency_ms)s, %(time_to_first_chunk_ms)s,
-        COALESCE(%(streamed)s, false), COALESCE(%(status)s, 'running'), %(error_type)s,
-        %(error_message)s, COALESCE(%(started_at)s, now()), %(completed_at)s, %(owner_id)s)
-ON CONFLICT (id) DO UPDATE SET
-    owner_id = COALESCE(c.owner_id, EXCLUDED.owner_id),
-    step_id = COALESCE(EXCLUDED.step_id, c.step_id),
-    thread_id = COALESCE(EXCLUDED.thread_id, c.thread_id),
-    operation_name = COALESCE(%(operation_name)s, c.operation_name),
-    provider_name = COALESCE(EXCLUDED.provider_name, c.provider_name),
-    request_model = COALESCE(EXCLUDED.request_model, c.request_model),
-    response_model = COALESCE(EXCLUDED.response_model, c.response_model),
-    response_id = COALESCE(EXCLUDED.response_id, c.response_id),
-    finish_reasons = COALESCE(EXCLUDED.finish_reasons, c.finish_reasons),
-    input_tokens = COALESCE(EXCLUDED.input_tokens, c.input_tokens),
-    output_tokens = COALESCE(EXCLUDED.output_tokens, c.output_tokens),
-    total_tokens = COALESCE(EXCLUDED.total_tokens, c.total_tokens),
-    cache_read_input_tokens = COALESCE(EXCLUDED.cache_read_input_tokens,
-                                       c.cache_read_input_tokens),
-    cache_creation_input_tokens = COALESCE(EXCLUDED.cache_creation_input_tokens,
-                                           c.cache_creation_input_tokens),
-    reasoning_output_tokens = COALESCE(EXCLUDED.reasoning_output_tokens,
-                                       c.reasoning_output_tokens),
-    cost_usd = COALESCE(EXCLUDED.cost_usd, c.cost_usd),
-    latency_ms = COALESCE(EXCLUDED.latency_ms, c.latency_ms),
-    time_to_first_chunk_ms = COALESCE(EXCLUDED.time_to_first_chunk_ms, c.time_to_first_chunk_ms),
-    streamed = COALESCE(%(streamed)s, c.streamed),
-    status = CASE WHEN %(status)s IS NULL OR %(status)s = 'running' THEN c.status
-                  ELSE EXCLUDED.status END,
-    error_type = COALESCE(EXCLUDED.error_type, c.error_type),
-    error_message = COALESCE(EXCLUDED.error_message, c.error_message),
-    started_at = COALESCE(%(started_at)s, c.started_at),
-    completed_at = COALESCE(EXCLUDED.completed_at, c.completed_at)
-"""
 
-# Orphans take the run's terminal status (and its error when they have none of their own).
-CLOSE_ORPHAN_STEPS = """
-UPDATE steps s SET status = r.status, completed_at = r.completed_at,
-       error_type = COALESCE(s.error_type, r.error_type),
-       error_message = COALESCE(s.error_message, r.error_message)
-  FROM runs r
- WHERE r.id = ANY(%s::uuid[]) AND s.run_id = r.id AND s.status = 'running'
-   AND r.status <> 'running'
-"""
-CLOSE_ORPHAN_LLM_CALLS = """
-UPDATE llm_calls c SET status = r.status, completed_at = r.completed_at,
-       error_type = COALESCE(c.error_type, r.error_type),
-       error_message = COALESCE(c.error_message, r.error_message)
-  FROM runs r
- WHERE r.id = ANY(%s::uuid[]) AND c.run_id = r.id AND c.status = 'running'
-   AND r.status <> 'running'
-"""
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same write can succeed: the package's SQLSTATE classifier
+    (``errors.is_transient``) applied to the error and the driver error under it (a failed
+    connect arrives as our ``DatabaseUnavailable`` over psycopg's ``OperationalError``)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if errors.is_transient(seen):
+            return True
+        seen = seen.__cause__
+    return False
 
-RUN_COLS = (
-    "graph_name",
-    "thread_id",
-    "user_id",
-    "status",
-    "input_summary",
-    "output_summary",
-    "error_type",
-    "error_message",
-    "trace_id",
-    "idempotency_key",
-    "metadata",
-    "started_at",
-    "completed_at",
-    "owner_id",
-)
-STEP_COLS = (
-    "run_id",
-    "parent_step_id",
-    "kind",
-    "node_name",
-    "step_number",
-    "triggers",
-    "checkpoint_ns",
-    "task_id",
-    "attempt",
-    "input_data",
-    "output_data",
-    "status",
-    "error_type",
-    "error_message",
-    "started_at",
-    "completed_at",
-    "owner_id",
-)
-LLM_COLS = (
-    "run_id",
-    "step_id",
-    "thread_id",
-    "operation_name",
-    "provider_name",
-    "request_model",
-    "response_model",
-    "response_id",
-    "finish_reasons",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "time_to_first_chunk_ms",
-    "streamed",
-    "status",
-    "error_type",
-    "error_message",
-    "started_at",
-    "completed_at",
-    "owner_id",
-)
 
-# Metadata keys copied onto the run row (small, JSON-safe, useful for filtering).
-_RUN_META_KEYS = ("assistant_id", "graph_id", "checkpoint_ns", "session_id", "tags")
-MAX_ERROR_CHARS = 2000
-#: Runs whose (tenant, owner) the writer remembers for events arriving in later batches.
+def _fold(rows: Rows, item: Item, max_json_chars: int) -> None:
+    if isinstance(item, spill.SpilledRow):
+        spill.fold_spilled(rows, item)
+    else:
+        fold_one(rows, item, max_json_chars)
+
+
+def describe(item: Item) -> str:
+    """Key of an event for a log line: its kind and ids, never its content."""
+    if isinstance(item, spill.SpilledRow):
+        rid = item.row if item.table == "ended" else item.row.get("id")
+        return f"spilled {item.table} row {rid}"
+    kind = type(item).__name__
+    if isinstance(item, RunStart | RunEnd):
+        return f"{kind} run={item.run_id}"
+    if isinstance(item, StepStart | StepEnd):
+        return f"{kind} step={item.step_id} run={item.run_id}"
+    if isinstance(item, LlmStart | LlmEnd):
+        return f"{kind} call={item.call_id} run={item.run_id}"
+    return kind
+
+
+@dataclass(frozen=True)
+class WriterStatus:
+    """What ``health()`` shows about recording."""
+
+    alive: bool
+    connected: bool
+    pending: int
+    lost_events: int
+    rejected_events: int
+    spilled_events: int
+    replayed_rows: int
+    last_error: str | None
+
+
+#: Runs whose (tenant, owner) the writer remembers for their later events.
 MAX_KNOWN_RUNS = 50_000
-
-# --- turning Python objects into JSON summaries --------------------------------------------
-
-
-def _default(obj: Any) -> Any:
-    from langchain_core.messages import BaseMessage
-
-    if isinstance(obj, BaseMessage):
-        out: dict[str, Any] = {"type": obj.type, "content": obj.content}
-        if obj.id:
-            out["id"] = obj.id
-        tool_calls = getattr(obj, "tool_calls", None)
-        if tool_calls:
-            out["tool_calls"] = tool_calls
-        return out
-    if isinstance(obj, UUID | Decimal | datetime):
-        return str(obj)
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    if isinstance(obj, bytes):
-        return f"<{len(obj)} bytes>"
-    if hasattr(obj, "model_dump"):
-        try:
-            return obj.model_dump(mode="json")
-        except Exception:  # a summary must never fail the batch
-            return repr(obj)[:200]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return {"__type__": type(obj).__name__, **fields}
-    if isinstance(obj, BaseException):
-        return {"__type__": type(obj).__name__, "message": str(obj)[:MAX_ERROR_CHARS]}
-    return repr(obj)[:200]
-
-
-def _identity(text: str) -> str:
-    return text
-
-
-def summarize(obj: Any, max_chars: int) -> Jsonb | None:
-    """A JSON value for ``obj``, replaced by a truncated preview when longer than ``max_chars``.
-
-    Serialised once here; psycopg sends the text as is (no second dump).
-    """
-    if obj is None:
-        return None
-    try:
-        text = json.dumps(obj, default=_default, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return Jsonb({"__unserializable__": type(obj).__name__, "error": str(exc)[:200]})
-    text = text.replace("\\u0000", "")  # PostgreSQL jsonb rejects NUL
-    if len(text) > max_chars:
-        return Jsonb({"__truncated__": True, "chars": len(text), "preview": text[:max_chars]})
-    return Jsonb(text, dumps=_identity)
-
-
-def _ts(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC)
-
-
-def _error(exc: BaseException | None) -> tuple[str | None, str | None]:
-    if exc is None:
-        return None, None
-    return type(exc).__name__, (str(exc) or repr(exc))[:MAX_ERROR_CHARS].replace("\x00", "")
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def parse_llm_result(response: Any) -> dict[str, Any]:
-    """Tokens, response model/id and finish reasons from an ``LLMResult``.
-
-    Prefers the normalised ``usage_metadata`` of the first choice (never summed across
-    choices: n>1 repeats the full usage), falls back to the provider's raw ``llm_output``.
-    Unknown stays None, never 0.
-    """
-    out: dict[str, Any] = {}
-    gens = getattr(response, "generations", None) or []
-    first = gens[0][0] if gens and gens[0] else None
-    msg = getattr(first, "message", None)
-    llm_output = getattr(response, "llm_output", None) or {}
-    meta: Mapping[str, Any] = getattr(msg, "response_metadata", None) or {}
-    usage = getattr(msg, "usage_metadata", None)
-    if usage:
-        inp = usage.get("input_token_details") or {}
-        outp = usage.get("output_token_details") or {}
-        out["input_tokens"] = _int(usage.get("input_tokens"))
-        out["output_tokens"] = _int(usage.get("output_tokens"))
-        out["total_tokens"] = _int(usage.get("total_tokens"))
-        out["cache_read_input_tokens"] = _int(inp.get("cache_read"))
-        out["cache_creation_input_tokens"] = _int(inp.get("cache_creation"))
-        out["reasoning_output_tokens"] = _int(outp.get("reasoning"))
-    elif isinstance(llm_output.get("token_usage"), Mapping):  # OpenAI raw
-        tu = llm_output["token_usage"]
-        out["input_tokens"] = _int(tu.get("prompt_tokens"))
-        out["output_tokens"] = _int(tu.get("completion_tokens"))
-        out["total_tokens"] = _int(tu.get("total_tokens"))
-        out["cache_read_input_tokens"] = _int(
-            (tu.get("prompt_tokens_details") or {}).get("cached_tokens")
-        )
-        out["reasoning_output_tokens"] = _int(
-            (tu.get("completion_tokens_details") or {}).get("reasoning_tokens")
-        )
-    elif isinstance(llm_output.get("usage"), Mapping):  # Anthropic raw: input excludes cache
-        u = llm_output["usage"]
-        read = _int(u.get("cache_read_input_tokens"))
-        write = _int(u.get("cache_creation_input_tokens"))
-        base = _int(u.get("input_tokens"))
-        out["input_tokens"] = None if base is None else base + (read or 0) + (write or 0)
-        out["output_tokens"] = _int(u.get("output_tokens"))
-        if out["input_tokens"] is not None and out["output_tokens"] is not None:
-            out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
-        out["cache_read_input_tokens"] = read
-        out["cache_creation_input_tokens"] = write
-    out["response_model"] = (
-        meta.get("model_name")
-        or meta.get("model")
-        or llm_output.get("model_name")
-        or llm_output.get("model")
-    )
-    out["response_id"] = meta.get("id") or llm_output.get("id") or getattr(msg, "id", None)
-    reasons: list[str] = []
-    for choice in gens:
-        if not choice:
-            continue
-        info = getattr(choice[0], "generation_info", None) or {}
-        cmeta = getattr(getattr(choice[0], "message", None), "response_metadata", None) or {}
-        reason = info.get("finish_reason") or cmeta.get("finish_reason") or cmeta.get("stop_reason")
-        if reason:
-            reasons.append(str(reason))
-    out["finish_reasons"] = reasons or None
-    return out
-
-
-# --- the writer ------------------------------------------------------------------------------
 
 _live: weakref.WeakSet[TelemetryWriter] = weakref.WeakSet()
 
@@ -390,7 +129,8 @@ def _flush_all_at_exit() -> None:
 class TelemetryWriter:
     """Owns the event buffer, the thread and the thread's connection.
 
-    ``enqueue`` is the only method the callback side calls: one ``len`` and one ``append``.
+    ``enqueue`` is the only method the callback side calls: one comparison and one ``append``.
+    ``spill_dir`` (None: no spilling) holds files of events left unwritten at exit.
     """
 
     def __init__(
@@ -403,6 +143,7 @@ class TelemetryWriter:
         max_json_chars: int = 4_000,
         interval: float = 0.05,
         retry_max: float = 5.0,
+        spill_dir: Path | None = None,
         connect: Callable[[], psycopg.Connection[Any]] | None = None,
     ) -> None:
         self.url = url
@@ -414,26 +155,34 @@ class TelemetryWriter:
         self.max_json_chars = max_json_chars
         self.interval = interval
         self.retry_max = retry_max
-        self._buffer: deque[tuple[Any, ...]] = deque()
+        self.spill_dir = spill_dir
+        self._spill_key = spill.database_key(url, self._connect_kwargs.get("options"))
+        self._buffer: deque[Item] = deque()
+        self._inflight: list[Item] = []
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._stop = False
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._replayed = False
+        #: run id -> (tenant, owner) from RunStart events (writer thread only)
+        self._scopes: OrderedDict[UUID, tuple[str | None, str | None]] = OrderedDict()
         self._enqueued = 0
         self._processed = 0
         self._reported_lost = 0
-        #: run id -> (tenant, owner), from run_start events (writer thread only).
-        self._scopes: OrderedDict[UUID, tuple[str | None, str | None]] = OrderedDict()
         self.lost_events = 0
-        self.dropped_rows = 0
+        self.rejected_events = 0
+        self.spilled_events = 0
+        self.replayed_rows = 0
         self.written_batches = 0
         self.last_error: str | None = None
+        self.on_item: Callable[[Item], None] | None = None
         _live.add(self)
 
     # --- callback side ---------------------------------------------------------------------
-    def enqueue(self, event: tuple[Any, ...]) -> None:
+    def enqueue(self, event: Event) -> None:
         """Append one event, or count it lost when ``max_buffer`` events already wait
         (queued or in the batch being retried). Never blocks."""
         if self._enqueued - self._processed >= self.max_buffer:
@@ -446,8 +195,30 @@ class TelemetryWriter:
 
     @property
     def pending(self) -> int:
-        """Events enqueued and not yet written (or dropped)."""
+        """Events enqueued and not yet written (or rejected)."""
         return self._enqueued - self._processed
+
+    @property
+    def alive(self) -> bool:
+        """The thread runs (or has not been needed yet)."""
+        return self._thread is None or self._thread.is_alive()
+
+    def status(self) -> WriterStatus:
+        """Liveness and counters; restarts the thread if it ever died."""
+        if not self.alive and not self._stop:
+            log.error("telemetry writer thread had died; restarting it")
+            self._thread = None
+            self._start()
+        return WriterStatus(
+            alive=self.alive,
+            connected=self._conn is not None and not self._conn.closed and not self.last_error,
+            pending=self.pending,
+            lost_events=self.lost_events,
+            rejected_events=self.rejected_events,
+            spilled_events=self.spilled_events,
+            replayed_rows=self.replayed_rows,
+            last_error=self.last_error,
+        )
 
     def _start(self) -> None:
         with self._start_lock:
@@ -456,6 +227,21 @@ class TelemetryWriter:
                     target=self._loop, name="pgstore-telemetry-writer", daemon=True
                 )
                 self._thread.start()
+
+    def start(self) -> None:
+        """Start the thread now (it also starts on the first event): replays spill files."""
+        self._start()
+
+    def replay(self, timeout: float = 30.0) -> int:
+        """Replay spill files of this database now (the thread also does on its first start);
+        waits up to ``timeout`` seconds and returns the number of rows replayed so far."""
+        self._replayed = False
+        self._start()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not self._replayed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.replayed_rows
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every event enqueued so far is written; False if ``timeout`` passed first."""
@@ -474,61 +260,180 @@ class TelemetryWriter:
         return True
 
     def close(self, timeout: float | None = 10.0) -> bool:
-        """Flush, stop the thread and close its connection; True when everything was written."""
-        flushed = self.flush(timeout) if self._thread is not None else self.pending == 0
+        """Flush, stop the thread and close its connection; True when everything was written.
+
+        When the server is unreachable the wait is cut to about a second, and whatever is
+        still unwritten goes to a spill file for the next start.
+        """
+        if self._closed:
+            return self.pending == 0
+        self._closed = True
+        if self._thread is not None:
+            wait = timeout if self.last_error is None else min(timeout or 1.0, 1.0)
+            flushed = self.flush(wait)
+        else:
+            flushed = self.pending == 0
         self._stop = True
         self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout=1.0 if timeout is None else max(0.1, min(timeout, 1.0)))
+        if not flushed:
+            self._spill_pending()
         _live.discard(self)
         return flushed
 
     # --- writer thread ---------------------------------------------------------------------
     def _loop(self) -> None:
         retry = 0.0
-        batch: list[tuple[Any, ...]] = []
         while True:
-            if not batch:
-                if not self._buffer:
-                    if self._stop:
-                        break
-                    self._wake.wait(self.interval)
-                    self._wake.clear()
-                    continue
-                batch = self._take()
             try:
-                self._write(batch)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._lost_connection(exc)
+                if not self._replayed:
+                    self._replay()
+                if not self._inflight:
+                    if not self._buffer:
+                        if self._stop:
+                            break
+                        self._wake.wait(self.interval)
+                        self._wake.clear()
+                        continue
+                    self._inflight = self._take()
+                self._commit(self._inflight)
+            except Exception as exc:
+                if is_transient(exc):
+                    self._lost_connection(exc)
+                else:  # a bug of ours: never let it kill recording
+                    log.exception("telemetry writer: unexpected error; carrying on")
                 if self._stop:
                     break
                 retry = min(self.retry_max, retry * 2 if retry else 0.05)
                 self._wake.wait(retry)
                 self._wake.clear()
                 continue
-            except Exception as exc:  # a bad row must not stop recording
-                log.warning("telemetry batch rejected (%s); retrying row by row", exc)
-                self._write_one_by_one(batch)
             retry = 0.0
-            self._finish(len(batch))
-            batch = []
-            self._report_lost()
+            self._report_lost()  # before _finish: a flush() that returns has seen the log line
+            if self._inflight:
+                self._finish(len(self._inflight))
+                self._inflight = []
         self._report_lost()
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
-    def _take(self) -> list[tuple[Any, ...]]:
+    def _take(self) -> list[Item]:
         buf = self._buffer
         n = min(len(buf), self.batch_size)
-        return [buf.popleft() for _ in range(n)]
+        batch = [buf.popleft() for _ in range(n)]
+        if self.on_item is not None:
+            for item in batch:
+                try:
+                    self.on_item(item)
+                except Exception:  # an exporter must not stop the database recording
+                    log.exception("telemetry exporter failed on %s", describe(item))
+        return batch
 
     def _finish(self, n: int) -> None:
         with self._done:
             self._processed += n
             self.written_batches += 1
             self._done.notify_all()
+
+    def _commit(self, items: list[Item]) -> None:
+        """Write ``items``; on a permanent error split them until the culprit is alone.
+
+        A transient error propagates (the caller retries the whole batch: upserts are
+        idempotent, so halves already committed are written again harmlessly).
+        """
+        if self._write_or_split(items):
+            ended = [i.run_id for i in items if isinstance(i, RunEnd)]
+            ended += [i.row for i in items if type(i) is spill.SpilledRow and i.table == "ended"]
+            if ended:  # halves may have closed their runs before the other half's starts
+                tenants = {rid: t for rid, (t, _) in self._scopes.items() if t is not None}
+                only_ended = Rows(
+                    ended=ended, tenants={r: tenants[r] for r in ended if r in tenants}
+                )
+                run(self._connection(), write_rows(only_ended))
+
+    def _write_or_split(self, items: list[Item]) -> bool:
+        """True when the batch had to be split (something in it was rejected)."""
+        try:
+            self._write(items)
+            return False
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(items) == 1:
+                self._reject(items[0], exc)
+                return True
+        mid = len(items) // 2
+        self._write_or_split(items[:mid])
+        self._write_or_split(items[mid:])
+        return True
+
+    def _reject(self, item: Item, exc: BaseException) -> None:
+        self.rejected_events += 1
+        cause = exc.__cause__ or exc
+        state = _sqlstate(exc)
+        log.warning(
+            "telemetry event rejected (%s): %s%s: %s",
+            describe(item),
+            type(cause).__name__,
+            f" [{state}]" if state else "",
+            str(cause).strip().splitlines()[0][:300] if str(cause).strip() else "",
+        )
+
+    def _write(self, items: Iterable[Item]) -> None:
+        run(self._connection(), write_rows(self._rows(items)))
+
+    def _rows(
+        self, items: Iterable[Item], on_error: Callable[[Item, Exception], None] | None = None
+    ) -> Rows:
+        """Fold ``items`` and stamp every row with its run's owner (and its tenant); with
+        ``on_error``, an item that can't be folded is reported there and skipped."""
+        rows = Rows()
+        jmax = self.max_json_chars
+        for item in items:
+            if type(item) is RunStart:
+                self._remember(item)
+            try:
+                _fold(rows, item, jmax)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(item, exc)
+        scopes = self._scopes
+        for rid, row in rows.runs.items():
+            self._stamp(rows, rid, row, scopes.get(rid))
+        for row in (*rows.steps.values(), *rows.calls.values()):
+            self._stamp(rows, row["run_id"], row, scopes.get(row["run_id"]))
+        for rid in rows.ended:
+            scope = scopes.get(rid)
+            if scope is not None and scope[0] is not None:
+                rows.tenants[rid] = scope[0]
+        return rows
+
+    @staticmethod
+    def _stamp(
+        rows: Rows, rid: UUID, row: dict[str, Any], scope: tuple[str | None, str | None] | None
+    ) -> None:
+        # Every row names its owner: row-level security checks the proposed INSERT row even
+        # when it ends as an update of an existing one. Spilled rows already carry theirs.
+        if scope is None:
+            return
+        tenant, owner = scope
+        row["owner_id"] = owner
+        if tenant is not None:
+            rows.tenants[rid] = tenant
+
+    def _remember(self, ev: RunStart) -> None:
+        """The (tenant, owner) of a run, for its later events (bounded, oldest forgotten)."""
+        scopes = self._scopes
+        scopes[ev.run_id] = (ev.tenant, ev.owner)
+        scopes.move_to_end(ev.run_id)
+        while len(scopes) > MAX_KNOWN_RUNS:
+            scopes.popitem(last=False)
 
     def _report_lost(self) -> None:
         lost = self.lost_events
@@ -541,7 +446,8 @@ class TelemetryWriter:
             self._reported_lost = lost
 
     def _lost_connection(self, exc: BaseException) -> None:
-        msg = f"telemetry writer can't reach {redact_dsn(self.url)}: {type(exc).__name__}"
+        cause = exc.__cause__ or exc
+        msg = f"telemetry writer can't reach {redact_dsn(self.url)}: {type(cause).__name__}"
         if self.last_error != msg:
             log.warning("%s; buffering events (%d pending)", msg, self.pending)
         self.last_error = msg
@@ -562,276 +468,56 @@ class TelemetryWriter:
                 self.last_error = None
         return self._conn
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        rows = self.rows(batch)
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cur:
-            self._execute_per_tenant(cur, *rows)
-
-    def _execute_per_tenant(self, cur: psycopg.Cursor[Any], *rows: Any) -> None:
-        """:meth:`_execute` of :meth:`rows` once per tenant of the batch's runs, unscoped rows
-        first (so no reset is needed), each group after setting its tenant in the transaction."""
-        runs, steps, calls, ended = rows
-
-        def tenant(rid: UUID) -> str | None:
-            return self._scopes.get(rid, (None, None))[0]
-
-        tenants = sorted(
-            {tenant(r) for r in runs}
-            | {tenant(r["run_id"]) for r in steps.values()}
-            | {tenant(r["run_id"]) for r in calls.values()}
-            | {tenant(rid) for rid in ended},
-            key=lambda t: (t is not None, t or ""),
-        )
-        if tenants == [None]:
-            self._execute(cur, runs, steps, calls, ended)
+    # --- spilling ----------------------------------------------------------------------------
+    def _spill_pending(self) -> None:
+        items = [*self._inflight, *self._buffer]
+        if not items:
             return
-        for t in tenants:
-            if t is not None:
-                cur.execute(SET_TENANT_SQL, (t,))
-            self._execute(
-                cur,
-                {k: v for k, v in runs.items() if tenant(k) == t},
-                {k: v for k, v in steps.items() if tenant(v["run_id"]) == t},
-                {k: v for k, v in calls.items() if tenant(v["run_id"]) == t},
-                [rid for rid in ended if tenant(rid) == t],
-            )
+        n = len(items)
+        if self.spill_dir is None:
+            self._drop_pending(n)
+            self._count_lost(n, "no spill directory configured")
+            return
+        try:
+            rows = self._rows(items, on_error=self._reject)
+            path, _ = spill.write(self.spill_dir, self._spill_key, rows)
+        except Exception as exc:
+            self._count_lost(n, f"spill failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._drop_pending(n)
+        self.spilled_events += n
+        log.warning(
+            "telemetry: database unreachable at exit; %d events spilled to %s "
+            "(replayed on the next start)",
+            n,
+            path,
+        )
 
-    @staticmethod
-    def _execute(
-        cur: psycopg.Cursor[Any],
-        runs: dict[UUID, dict[str, Any]],
-        steps: dict[UUID, dict[str, Any]],
-        calls: dict[UUID, dict[str, Any]],
-        ended: Iterable[UUID],
-    ) -> None:
-        referenced = {r["run_id"]: r["owner_id"] for r in (*steps.values(), *calls.values())}
-        stubs = [(rid, owner) for rid, owner in referenced.items() if rid not in runs]
-        if stubs:
-            cur.execute(UPSERT_RUN_STUBS, ([r for r, _ in stubs], [o for _, o in stubs]))
-        if runs:
-            cur.executemany(UPSERT_RUNS, list(runs.values()))
-        if steps:
-            cur.executemany(UPSERT_STEPS, list(steps.values()))
-        if calls:
-            cur.executemany(UPSERT_LLM_CALLS, list(calls.values()))
-        ended = list(ended)
-        if ended:
-            cur.execute(CLOSE_ORPHAN_STEPS, (ended,))
-            cur.execute(CLOSE_ORPHAN_LLM_CALLS, (ended,))
+    def _drop_pending(self, n: int) -> None:
+        """Events handed to a spill file (or lost) are no longer pending."""
+        self._inflight = []
+        self._buffer.clear()
+        with self._done:
+            self._processed += n
+            self._done.notify_all()
 
-    def _write_one_by_one(self, batch: list[tuple[Any, ...]]) -> None:
-        for event in batch:
-            try:
-                rows = self.rows([event])
-                conn = self._connection()
-                with conn.transaction(), conn.cursor() as cur:
-                    self._execute_per_tenant(cur, *rows)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._lost_connection(exc)
-                self.dropped_rows += 1
-            except Exception as exc:  # drop this row, keep the rest
-                self.dropped_rows += 1
-                log.warning("telemetry event %s dropped: %s", event[0], exc)
+    def _count_lost(self, n: int, reason: str) -> None:
+        self.lost_events += n
+        self._reported_lost = self.lost_events
+        log.warning("telemetry: %d unwritten events lost at exit (%s)", n, reason)
 
-    # --- folding events into rows ----------------------------------------------------------
-    def rows(
-        self, batch: Iterable[tuple[Any, ...]]
-    ) -> tuple[
-        dict[UUID, dict[str, Any]],
-        dict[UUID, dict[str, Any]],
-        dict[UUID, dict[str, Any]],
-        list[UUID],
-    ]:
-        """Fold a batch of events into one row per id (later non-None values win)."""
-        runs: dict[UUID, dict[str, Any]] = {}
-        steps: dict[UUID, dict[str, Any]] = {}
-        calls: dict[UUID, dict[str, Any]] = {}
-        ended: list[UUID] = []
-        jmax = self.max_json_chars
-
-        def merge(
-            table: dict[UUID, dict[str, Any]],
-            cols: tuple[str, ...],
-            rid: UUID,
-            values: dict[str, Any],
-        ) -> None:
-            row = table.get(rid)
-            if row is None:
-                row = dict.fromkeys(cols)
-                row["id"] = rid
-                table[rid] = row
-            for key, value in values.items():
-                if value is not None:
-                    row[key] = value
-
-        for ev in batch:
-            kind = ev[0]
-            if kind == "run_start":
-                _, rid, name, thread_id, md, inputs, t, *scope = ev
-                tenant, owner = scope if scope else (None, _str(md.get("user_id")))
-                self._remember(rid, tenant, owner)
-                meta = {k: md[k] for k in _RUN_META_KEYS if k in md and md[k] is not None}
-                if _is_resume(inputs):
-                    meta["resume"] = True
-                merge(
-                    runs,
-                    RUN_COLS,
-                    rid,
-                    {
-                        "graph_name": name,
-                        "thread_id": thread_id,
-                        "user_id": _str(md.get("user_id")),
-                        "status": "running",
-                        "input_summary": summarize(inputs, jmax),
-                        "trace_id": _str(md.get("trace_id")) or str(rid),
-                        "idempotency_key": _str(md.get("idempotency_key")),
-                        "metadata": summarize(meta, jmax),
-                        "started_at": _ts(t),
-                    },
-                )
-            elif kind == "run_end":
-                _, rid, status, outputs, error, t = ev
-                etype, emsg = _error(error)
-                merge(
-                    runs,
-                    RUN_COLS,
-                    rid,
-                    {
-                        "status": status,
-                        "output_summary": summarize(outputs, jmax),
-                        "error_type": etype,
-                        "error_message": emsg,
-                        "completed_at": _ts(t),
-                    },
-                )
-                ended.append(rid)
-            elif kind == "step_start":
-                (
-                    _,
-                    sid,
-                    rid,
-                    parent,
-                    skind,
-                    name,
-                    number,
-                    triggers,
-                    ns,
-                    task_id,
-                    attempt,
-                    inputs,
-                    t,
-                ) = ev
-                merge(
-                    steps,
-                    STEP_COLS,
-                    sid,
-                    {
-                        "run_id": rid,
-                        "parent_step_id": parent,
-                        "kind": skind,
-                        "node_name": name,
-                        "step_number": _int(number),
-                        "triggers": [str(x) for x in triggers] if triggers else None,
-                        "checkpoint_ns": ns,
-                        "task_id": task_id,
-                        "attempt": attempt,
-                        "input_data": summarize(inputs, jmax),
-                        "status": "running",
-                        "started_at": _ts(t),
-                    },
-                )
-            elif kind == "step_end":
-                _, sid, rid, name, status, outputs, error, t = ev
-                etype, emsg = _error(error)
-                if status == "interrupted" and error is not None:
-                    outputs = getattr(error, "args", None) or outputs
-                merge(
-                    steps,
-                    STEP_COLS,
-                    sid,
-                    {
-                        "run_id": rid,
-                        "node_name": name or "?",
-                        "status": status,
-                        "output_data": summarize(outputs, jmax),
-                        "error_type": etype,
-                        "error_message": emsg,
-                        "completed_at": _ts(t),
-                    },
-                )
-            elif kind == "llm_start":
-                _, cid, rid, step_id, thread_id, operation, provider, model, t = ev
-                merge(
-                    calls,
-                    LLM_COLS,
-                    cid,
-                    {
-                        "run_id": rid,
-                        "step_id": step_id,
-                        "thread_id": thread_id,
-                        "operation_name": operation,
-                        "provider_name": _str(provider),
-                        "request_model": _str(model),
-                        "status": "running",
-                        "started_at": _ts(t),
-                    },
-                )
-            elif kind == "llm_end":
-                _, cid, rid, status, response, error, t0, first, t1, model, provider = ev
-                etype, emsg = _error(error)
-                values = parse_llm_result(response) if response is not None else {}
-                values.update(
-                    {
-                        "run_id": rid,
-                        "status": status,
-                        "error_type": etype,
-                        "error_message": emsg,
-                        "completed_at": _ts(t1),
-                        "latency_ms": (t1 - t0) * 1000.0 if t0 else None,
-                        "time_to_first_chunk_ms": (first - t0) * 1000.0 if first and t0 else None,
-                        "streamed": first is not None,
-                        "request_model": _str(model),
-                        "provider_name": _str(provider),
-                    }
-                )
-                merge(calls, LLM_COLS, cid, values)
-                row = calls[cid]
-                row["cost_usd"] = (
-                    cost_usd(
-                        row["request_model"] or row["response_model"],
-                        row["provider_name"],
-                        row["input_tokens"],
-                        row["output_tokens"],
-                        row["cache_read_input_tokens"],
-                        row["cache_creation_input_tokens"],
-                    )
-                    if row["input_tokens"] is not None
-                    else None
-                )
-        for row in steps.values():
-            if row["node_name"] is None:
-                row["node_name"] = "?"
-        # Every row names its owner: row-level security checks the proposed INSERT row even
-        # when it ends as an update of an existing one.
-        for rid, row in runs.items():
-            row["owner_id"] = self._scopes.get(rid, (None, None))[1]
-        for row in (*steps.values(), *calls.values()):
-            row["owner_id"] = self._scopes.get(row["run_id"], (None, None))[1]
-        return runs, steps, calls, ended
-
-    def _remember(self, run_id: UUID, tenant: str | None, owner: str | None) -> None:
-        self._scopes[run_id] = (tenant, owner)
-        self._scopes.move_to_end(run_id)
-        while len(self._scopes) > MAX_KNOWN_RUNS:
-            self._scopes.popitem(last=False)
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _is_resume(inputs: Any) -> bool:
-    from langgraph.types import Command
-
-    return isinstance(inputs, Command) and inputs.resume is not None
+    def _replay(self) -> None:
+        """Write rows spilled by earlier processes for this database (once per thread)."""
+        if self.spill_dir is None:
+            self._replayed = True
+            return
+        for path in spill.claim(self.spill_dir, self._spill_key):
+            items: list[Item] = list(spill.read(path))
+            for start in range(0, len(items), self.batch_size):
+                self._commit(items[start : start + self.batch_size])  # transient: retried
+            path.unlink(missing_ok=True)
+            n = sum(1 for i in items if isinstance(i, spill.SpilledRow) and i.table in spill.ROWS)
+            self.replayed_rows += n
+            log.warning("telemetry: replayed %d spilled rows from %s", n, path.name)
+        self._replayed = True

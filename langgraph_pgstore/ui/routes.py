@@ -81,7 +81,7 @@ def _runs_op(
     limit: int, cursor: str | None, filters: dict[str, Any]
 ) -> Op[tuple[tq.RunPage, dict[Any, dict[str, Any]]]]:
     page = yield from tq.list_runs(limit=limit, cursor=cursor, **filters)
-    totals = yield from tq.run_totals([r["id"] for r in page["runs"]])
+    totals = yield from tq.run_totals([r["id"] for r in page["items"]])
     return page, totals
 
 
@@ -107,7 +107,7 @@ def _run_op(run_id: str, user: str | None) -> Op[tuple[dict[str, Any], list[Mess
 def _dashboard_op(filters: dict[str, Any]) -> Op[dict[str, list[dict[str, Any]]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for by in ("model", "user", "day"):
-        out[by] = yield from tq.stats(by, **filters)
+        out[by] = [dict(r) for r in (yield from tq.stats(by, **filters))]
     return out
 
 
@@ -200,7 +200,8 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
         except HTTPException as exc:
             return error_page(request, exc)
         return render(
-            request, "runs.html", runs=page["runs"], totals=totals, next_cursor=page["next_cursor"],
+            request, "runs.html", runs=page["items"], totals=totals,
+            next_cursor=page["next_cursor"],
             form=form, scoped=user is not None, statuses=RUN_STATUSES, ranges=list(RANGES),
             nav="runs",
         )  # fmt: skip

@@ -1,9 +1,10 @@
 """Telemetry overhead: recording on vs off for a 20-node and a 2-node graph, invoke and ainvoke.
 
 Every node calls a fake chat model that returns usage (so each run records 1 run, N steps and N
-LLM calls). On and off invocations are interleaved and the median per-invoke time compared;
-the anchor of each row is "off" from the same run. Also: events/s the writer sustains, and
-memory after 10,000 recorded runs.
+LLM calls). Off, ours and LangChain's own ``LangChainTracer`` (a LangSmith client whose
+transport does nothing: the ecosystem anchor) are interleaved and the median per-invoke time
+compared; the anchor of each row is "off" from the same run. Also: events/s the writer
+sustains, and memory after 10,000 recorded runs.
 
     .venv/bin/python tests/benchmarks/bench_telemetry.py [--quick]
 
@@ -33,6 +34,7 @@ from test_telemetry_fakes import UsageChatModel
 
 from langgraph_pgstore import Database
 from langgraph_pgstore.migrate import migrate
+from langgraph_pgstore.telemetry import events as ev
 
 
 class S(TypedDict):
@@ -77,56 +79,66 @@ async def timed_async(graph: Any) -> tuple[float, float]:
     return time.perf_counter() - t, time.thread_time() - c
 
 
-Row = tuple[str, float, float, float, float, float, float, float]
+def null_tracer() -> Any:
+    """LangChain's own ``LangChainTracer`` with a client whose transport does nothing: every
+    run is still built, serialised and batched by LangSmith's code, only the HTTP send is a
+    no-op (no network). The ecosystem's anchor for "what does tracing cost"."""
+    from langchain_core.tracers import LangChainTracer
+    from langsmith import Client
+
+    class NullTransportClient(Client):
+        def _send_multipart_req(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def _send_compressed_multipart_req(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def request_with_retries(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("no network in this benchmark")
+
+    client = NullTransportClient(api_url="http://127.0.0.1:9", api_key="bench", info={})
+    return LangChainTracer(client=client, project_name="bench")
 
 
-def overhead(db: Database, n_invocations: int) -> list[Row]:
-    rows = []
+def median_ms(samples: list[tuple[float, float]], i: int) -> float:
+    return statistics.median(s[i] for s in samples) * 1e3
+
+
+def overhead(db: Database, n_invocations: int) -> list[tuple[str, dict[str, list[Any]]]]:
+    """Interleaved invocations of the same graph: off, ours, LangChainTracer (null transport)."""
+    out = []
+    tracer = null_tracer()
     for nodes in (2, 20):
-        off = build(nodes)
-        on = db.telemetry.instrument(build(nodes))
+        graphs = {
+            "off": build(nodes),
+            "ours": db.telemetry.instrument(build(nodes)),
+            "langchain": build(nodes).with_config(callbacks=[tracer]),
+        }
         for mode in ("invoke", "ainvoke"):
-            t_off: list[tuple[float, float]] = []
-            t_on: list[tuple[float, float]] = []
-            for g in (off, on):  # warm-up
-                for _ in range(5):
-                    g.invoke({"x": []}) if mode == "invoke" else asyncio.run(timed_async(g))
+            times: dict[str, list[Any]] = {k: [] for k in graphs}
+
+            async def loop(
+                n: int, times: dict[str, list[Any]] = times, graphs: dict[str, Any] = graphs
+            ) -> None:
+                for _ in range(n):
+                    for k, g in graphs.items():
+                        times[k].append(await timed_async(g))
+
             if mode == "invoke":
+                for _ in range(5):
+                    for g in graphs.values():
+                        g.invoke({"x": []})
                 for _ in range(n_invocations):
-                    t_off.append(timed_sync(off))
-                    t_on.append(timed_sync(on))
+                    for k, g in graphs.items():
+                        times[k].append(timed_sync(g))
             else:
-
-                async def loop(
-                    t_off: list[float] = t_off,
-                    t_on: list[float] = t_on,
-                    off: Any = off,
-                    on: Any = on,
-                ) -> None:
-                    for _ in range(n_invocations):
-                        t_off.append(await timed_async(off))
-                        t_on.append(await timed_async(on))
-
-                asyncio.run(loop())
+                asyncio.run(loop(5))
+                times = {k: [] for k in graphs}
+                asyncio.run(loop(n_invocations, times))
             db.telemetry.flush(60)
-            w_off = statistics.median(w for w, _ in t_off)
-            w_on = statistics.median(w for w, _ in t_on)
-            paired = statistics.median(a[0] / b[0] for a, b in zip(t_on, t_off, strict=True))
-            c_off = statistics.median(c for _, c in t_off)
-            c_on = statistics.median(c for _, c in t_on)
-            rows.append(
-                (
-                    f"{nodes}-node {mode}",
-                    w_off * 1e3,
-                    w_on * 1e3,
-                    w_on / w_off,
-                    paired,
-                    c_off * 1e3,
-                    c_on * 1e3,
-                    c_on / c_off,
-                )
-            )
-    return rows
+            out.append((f"{nodes}-node {mode}", times))
+    tracer.client.flush()
+    return out
 
 
 def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
@@ -158,12 +170,11 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
     now = time.time()
     for _ in range(n_runs):
         rid = uuid.uuid4()
-        w.enqueue(("run_start", rid, "bench", "t", {"user_id": "u"}, {"x": []}, now))
+        w.enqueue(ev.RunStart(rid, "bench", "t", {"user_id": "u"}, None, False, now))
         for step in range(4):
             sid, cid = uuid.uuid4(), uuid.uuid4()
             w.enqueue(
-                (
-                    "step_start",
+                ev.StepStart(
                     sid,
                     rid,
                     None,
@@ -178,24 +189,14 @@ def writer_rate(db: Database, n_runs: int) -> tuple[int, float]:
                     now,
                 )
             )
-            w.enqueue(("llm_start", cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
+            w.enqueue(ev.LlmStart(cid, rid, sid, "t", "chat", "openai", "gpt-4o-mini", now))
             w.enqueue(
-                (
-                    "llm_end",
-                    cid,
-                    rid,
-                    "success",
-                    result,
-                    None,
-                    now,
-                    None,
-                    now,
-                    "gpt-4o-mini",
-                    "openai",
+                ev.LlmEnd(
+                    cid, rid, "success", result, None, None, now, None, now, "gpt-4o-mini", "openai"
                 )
             )
-            w.enqueue(("step_end", sid, rid, f"n{step}", "success", {"x": [1]}, None, now))
-        w.enqueue(("run_end", rid, "success", {"x": [1]}, None, now))
+            w.enqueue(ev.StepEnd(sid, rid, f"n{step}", "success", None, None, None, now))
+        w.enqueue(ev.RunEnd(rid, "success", None, None, None, now))
         events += 18
     assert db.telemetry.flush(600)
     return events, events / (time.perf_counter() - t0)
@@ -240,15 +241,23 @@ def main() -> None:
     try:
         migrate(url)
         with Database.connect(url, migrate=False) as db:
-            print(f"telemetry overhead, median of {n_invocations(n_inv)} interleaved invocations")
             print(
-                f"{'case':<17}{'wall off':>9}{'wall on':>9}{'ratio':>8}{'paired':>8}"
-                f"{'cpu off':>9}{'cpu on':>9}{'ratio':>8}   (ms; anchor = off)"
+                f"telemetry overhead, median of {n_inv} interleaved invocations "
+                "(ms; ratio = / off in the same run; cpu = the graph thread's CPU time)"
             )
-            for case, w0, w1, wr, pr, c0, c1, cr in overhead(db, n_inv):
+            print(
+                f"{'case':<16}{'off wall':>9}{'ours':>8}{'ratio':>8}{'paired':>8}"
+                f"{'off cpu':>9}{'ours':>8}{'ratio':>8}{'LangChainTracer wall':>22}{'cpu':>8}"
+            )
+            for case, t in overhead(db, n_inv):
+                w0, w1, wl = (median_ms(t[k], 0) for k in ("off", "ours", "langchain"))
+                c0, c1, cl = (median_ms(t[k], 1) for k in ("off", "ours", "langchain"))
+                paired = statistics.median(
+                    a[0] / b[0] for a, b in zip(t["ours"], t["off"], strict=True)
+                )
                 print(
-                    f"{case:<17}{w0:>9.3f}{w1:>9.3f}{wr:>7.3f}x{pr:>7.3f}x"
-                    f"{c0:>9.3f}{c1:>9.3f}{cr:>7.3f}x"
+                    f"{case:<16}{w0:>9.3f}{w1:>8.3f}{w1 / w0:>7.3f}x{paired:>7.3f}x"
+                    f"{c0:>9.3f}{c1:>8.3f}{c1 / c0:>7.3f}x{wl / w0:>21.3f}x{cl / c0:>7.3f}x"
                 )
             events, rate = writer_rate(db, 500 if args.quick else 3_000)
             print(
@@ -265,10 +274,6 @@ def main() -> None:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def n_invocations(n: int) -> str:
-    return f"{n}"
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def seed(app_url: str, db: Database) -> dict[str, dict[str, Any]]:
             graph.invoke({"messages": [("user", secret(user))]}, config)
             session = t.conversations.get_session_by_thread(f"t-{user}")
             t.conversations.upsert_analysis(session.id, ChainAnalysis(summary=f"{user}'s"))
-            assert t.telemetry.flush(10) and t.telemetry.writer.dropped_rows == 0
-            run = t.telemetry.list_runs()["runs"][0]
+            assert t.telemetry.flush(10) and t.telemetry.rejected_events == 0
+            run = t.telemetry.list_runs()["items"][0]
             detail = t.telemetry.get_run(run["id"])  # every run, step and LLM call, finished
             assert run["status"] == "success" and run["owner_id"] == user
             assert [s["status"] for s in detail["steps"]] == ["success"]
@@ -166,8 +166,8 @@ def test_public_methods_of_a_tenant_reach_only_its_rows(
     with Database.connect(app_url, tenant="bob") as bob:
         # telemetry
         tel = bob.telemetry
-        assert [r["owner_id"] for r in tel.list_runs()["runs"]] == ["bob"]
-        assert tel.list_runs(owner_id="alice")["runs"] == []
+        assert [r["owner_id"] for r in tel.list_runs()["items"]] == ["bob"]
+        assert tel.list_runs(owner_id="alice")["items"] == []
         with pytest.raises(NotFound):
             tel.get_run(a_run)
         with pytest.raises(NotFound):
@@ -257,7 +257,7 @@ def test_no_tenant_reads_and_writes_only_shared_rows(
                 assert values(conn, f"SELECT count(*) FROM {table}") == [0], table
         assert anon.checkpointer.get_tuple(seeded["alice"]["config"]) is None
         assert anon.conversations.list_sessions().items == []
-        assert anon.telemetry.list_runs()["runs"] == []
+        assert anon.telemetry.list_runs()["items"] == []
         # it may write shared rows: a run without user, a memory outside any run
         graph = chat_graph(anon, anon.store)
         cfg = {"configurable": {"thread_id": "t-anon"}}
