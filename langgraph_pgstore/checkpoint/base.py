@@ -273,7 +273,6 @@ class SaverBase:
 
     conn: Any
     lock: Any
-    durable_writes = False
 
     def __init__(
         self,

@@ -42,9 +42,6 @@ __all__ = ["Write", "put_write", "writes_write"]
 
 Saver = PostgresSaver | AsyncPostgresSaver
 
-#: Pending writes commit without waiting for the WAL flush (this transaction only).
-ASYNC_COMMIT_SQL = "SELECT set_config('synchronous_commit', 'off', true)"
-
 
 @dataclass
 class Write:
@@ -138,6 +135,4 @@ def writes_write(
     ids = (conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
     rows = saver._dump_writes(*ids, task_id, task_path, writes)
     queries, _ = _scoped(saver, config)
-    if not getattr(saver, "durable_writes", True):
-        queries.append(Query(ASYNC_COMMIT_SQL))
     return Write([*queries, Query(statement, many=rows)])
