@@ -87,8 +87,7 @@ _ROLES = {
 
 def role_of(message: BaseMessage) -> str:
     """OpenAI-style role: user, assistant, system, tool (ChatMessage keeps its own role)."""
-    role = getattr(message, "role", None)
-    if message.type == "chat" and isinstance(role, str):
+    if message.type == "chat" and isinstance(role := getattr(message, "role", None), str):
         return role
     return _ROLES.get(message.type, message.type)
 
@@ -150,40 +149,44 @@ def _text_of(content: Any) -> str:
 
 def message_row(message: BaseMessage) -> MessageRow:
     """The row values of one message (without session, position or checkpoint)."""
+    # The model's fields, read from its __dict__: a getattr of a field another message type
+    # has (``tool_calls`` on a HumanMessage) goes through pydantic's slow __getattr__.
+    fields = vars(message)
     text, lossy = clean_text(_text_of(message.content))
     parts = None
     if not isinstance(message.content, str):
         parts, bad = _clean_json(message.content)
         lossy = lossy or bad
     tool_calls = None
-    if calls := getattr(message, "tool_calls", None):
+    if calls := fields.get("tool_calls"):
         tool_calls, bad = _clean_json(calls)
         lossy = lossy or bad
-    usage = getattr(message, "usage_metadata", None) or {}
+    usage = fields.get("usage_metadata") or {}
     meta: dict[str, Any] = {}
     if message.additional_kwargs:
         meta["additional_kwargs"] = message.additional_kwargs
     if message.response_metadata:
         meta["response_metadata"] = message.response_metadata
-    if getattr(message, "status", None) == "error":
+    if fields.get("status") == "error":
         meta["status"] = "error"
-    meta, bad = _clean_json(meta)
-    lossy = lossy or bad
+    if meta:
+        meta, bad = _clean_json(meta)
+        lossy = lossy or bad
     if lossy:
         meta["lossy"] = True
     name = clean_text(message.name)[0] if message.name else None
     return MessageRow(
         message_id=message.id,
         role=role_of(message),
-        name=name,
         content=text,
+        name=name,
         content_parts=json.dumps(parts) if parts is not None else None,
         tool_calls=json.dumps(tool_calls) if tool_calls is not None else None,
-        tool_call_id=getattr(message, "tool_call_id", None),
+        tool_call_id=fields.get("tool_call_id"),
         input_tokens=usage.get("input_tokens"),
         output_tokens=usage.get("output_tokens"),
         total_tokens=usage.get("total_tokens"),
-        metadata=json.dumps(meta),
+        metadata=json.dumps(meta) if meta else "{}",
     )
 
 

@@ -150,7 +150,8 @@ class MessageRecorder:
         if done is None:
             return None
         queries, state = done
-        return Mirror(self, thread_id, queries, None, state, {**known.objs, **objs}, msgs)
+        state.objs.update(objs)
+        return Mirror(self, thread_id, queries, None, state, state.objs, msgs)
 
     @staticmethod
     def _rows(
