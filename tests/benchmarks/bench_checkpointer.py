@@ -297,11 +297,12 @@ def history(url: str, invokes: int, repeat: int) -> tuple[int, list[tuple[str, f
 
 
 def print_history(count: int, rows: list[tuple[str, float]]) -> None:
-    anchor = dict(rows)["PostgresSaver"]
+    times = dict(rows)
     print(f"\n2. get_state_history over {count} checkpoints of one growing conversation (best)")
-    print(f"{'checkpointer':<36}{'seconds':>9}{'vs PostgresSaver':>18}")
+    print(f"{'checkpointer':<36}{'seconds':>9}{'vs anchor':>11}  anchor")
     for name, seconds in rows:
-        print(f"{name:<36}{seconds:>9.2f}{anchor / seconds:>17.1f}x")
+        anchor = "AsyncPostgresSaver" if "async" in name.lower() else "PostgresSaver"
+        print(f"{name:<36}{seconds:>9.2f}{times[anchor] / seconds:>10.1f}x  {anchor}")
 
 
 # ---- 3. bytes per step -------------------------------------------------------------------
@@ -427,8 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter history")
     parser.add_argument("--url", help="server to use (default DATABASE_URL, else embedded)")
-    parser.add_argument("--only-tenancy", action="store_true", help="run part 4 only")
-    parser.add_argument("--only-throughput", action="store_true", help="run part 1 only")
+    parser.add_argument("--parts", default="1234", help="which parts to run (default 1234)")
     parser.add_argument("--rounds", type=int, help="rounds of part 1 (default 20, quick 5)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 20)
@@ -440,16 +440,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs; load average {_load()}"
               f"{'; --quick' if args.quick else ''}")  # fmt: skip
         ratios: dict[str, dict[str, float]] = {}
-        if not args.only_tenancy:
+        if {"1", "2", "3"} & set(args.parts):
             with scratch_database(admin) as url:
-                for durability in ("async", "sync"):
-                    times = throughput(url, rounds, durability)
-                    ratios[durability] = print_throughput(times, rounds, durability)
-                if not args.only_throughput:
+                if "1" in args.parts:
+                    for durability in ("async", "sync"):
+                        times = throughput(url, rounds, durability)
+                        ratios[durability] = print_throughput(times, rounds, durability)
+                if "2" in args.parts:
                     print_history(*history(url, invokes, repeat))
+                if "3" in args.parts:
                     print_bytes(bytes_per_step(url, marks))
         cost = None
-        if not args.only_throughput:
+        if "4" in args.parts:
             # two fresh databases of the same size: only the switch differs
             with scratch_database(admin) as on_url, scratch_database(admin) as off_url:
                 cost = print_tenancy(tenancy(off_url, on_url, 2 * rounds), 2 * rounds)
