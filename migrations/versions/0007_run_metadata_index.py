@@ -1,7 +1,7 @@
 """runs.metadata GIN index: find runs by the caller's metadata (``metadata @> {...}``)
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 
 Runs keep every JSON-serialisable key of ``config["metadata"]``; ``list_runs(metadata=...)``
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,170 @@
+"""Searching: the candidates of a query (vector, keyword or both, in one statement), their
+relevance and order (``scoring``), and pages with a keyset cursor; listings without a query."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import numpy as np
+from langgraph.store.base import SearchOp
+from psycopg import sql
+from psycopg.rows import DictRow
+
+from .._ops import Op as DbOp
+from .._ops import Query
+from . import sql as q
+from .config import StoreConfig
+from .filters import and_
+from .items import MemorySearchItem, Page, to_search_item
+from .ops import SearchPlan
+from .scoring import Candidate, encode_cursor, keyword_terms, rank, relevance, similarity
+from .vectors import Vec
+
+__all__ = ["Reads", "Searching"]
+
+#: Rows a read returned, and whether they renew their TTL: the access notes of a batch.
+Reads = list[tuple[list[DictRow], bool]]
+
+
+class Searching:
+    """The search op of :class:`~.core.StoreCore` (which provides these attributes)."""
+
+    cfg: StoreConfig
+    vec: q.VectorSQL | None
+    has_bm25: bool
+
+    def _search_op(
+        self,
+        op: SearchOp,
+        plan: SearchPlan,
+        qv: np.ndarray | None,
+        reads: Reads,
+    ) -> DbOp[Page[MemorySearchItem]]:
+        if plan.mode is None:
+            return (yield from self._listing_op(op, plan, reads))
+        cfg = self.cfg
+        cur = plan.cursor or {}
+        seen = int(cur.get("n", op.offset))
+        want = seen + op.limit
+        pool = want * (4 if cfg.ranking.active else 1)
+        if plan.mode == "hybrid":
+            pool = max(pool, 2 * want)
+        terms: tuple[str, list[str]] | None = None
+        if plan.mode in ("keyword", "hybrid"):
+            terms = keyword_terms(cast(str, op.query))
+        found: list[Candidate] = []
+        if pool and (qv is not None or (terms is not None and terms[1])):
+            rows = yield from self._hits(plan, qv, pool, terms)
+            for r in rows:
+                sim = None if r["dist"] is None else similarity(float(r["dist"]), cfg.distance)
+                cov = r.get("kw_cov")
+                rel = relevance(plan.mode, sim, cov, cfg.ranking.keyword_weight)
+                if rel is None or (plan.mode == "keyword" and not cov):
+                    continue  # no vector (index=False), or no query term
+                tiebreak = float(r["kw_rank"]) if plan.mode == "keyword" else 0.0
+                found.append(Candidate(r, rel, tiebreak))
+        cands = [c for c in found if plan.min_score is None or c.relevance >= plan.min_score]
+        now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
+        ordered = rank(cands, cfg.ranking, now)
+        if plan.cursor is not None:
+            after = (-cur["s"], -cur["r"], cur["p"], cur["k"])
+            ordered = [c for c in ordered if c.sort_key > after]
+        else:
+            ordered = ordered[op.offset :]
+        page = ordered[: op.limit]
+        reads.append(([cast(DictRow, c.row) for c in page], bool(op.refresh_ttl)))
+        nxt = None
+        if op.limit and len(page) == op.limit:
+            last = page[-1]
+            nxt = encode_cursor(
+                {
+                    "f": plan.fp,
+                    "s": last.score,
+                    "r": last.tiebreak,
+                    "p": last.row["prefix"],
+                    "k": last.row["key"],
+                    "n": seen + op.limit,
+                    "t": now.timestamp(),
+                }
+            )
+        return Page((to_search_item(c.row, c.score, c.relevance) for c in page), nxt)
+
+    def _listing_op(
+        self, op: SearchOp, plan: SearchPlan, reads: list[tuple[list[DictRow], bool]]
+    ) -> DbOp[Page[MemorySearchItem]]:
+        """No usable query: newest first, like LangGraph's stores; keyset on (updated_at,
+        namespace, key) when paging by cursor."""
+        where, params = plan.where
+        if plan.cursor is not None:
+            c = plan.cursor
+            where, params = and_(
+                (where, params),
+                (
+                    sql.SQL(
+                        "(i.updated_at < %s::timestamptz OR (i.updated_at = %s::timestamptz"
+                        " AND (i.prefix, i.key) > (%s, %s)))"
+                    ),
+                    [c["u"], c["u"], c["p"], c["k"]],
+                ),
+            )
+        rows = yield Query(q.list_items(where), [*params, op.limit, op.offset])
+        reads.append((rows, bool(op.refresh_ttl)))
+        nxt = None
+        if op.limit and len(rows) == op.limit:
+            last = rows[-1]
+            nxt = encode_cursor(
+                {
+                    "f": plan.fp,
+                    "u": last["updated_at"].isoformat(),
+                    "p": last["prefix"],
+                    "k": last["key"],
+                }
+            )
+        return Page((to_search_item(r) for r in rows), nxt)
+
+    def _hits(
+        self,
+        plan: SearchPlan,
+        qv: np.ndarray | None,
+        k: int,
+        terms: tuple[str, list[str]] | None,
+    ) -> DbOp[list[DictRow]]:
+        """The candidates of a search with a query, in one statement (see
+        :func:`.sql.search_statement`). The vector side walks the HNSW index with iterative
+        scans (filters can't starve it); if a very selective filter still leaves it fewer
+        than ``k`` items, the statement runs again ranking every match exactly."""
+        where, params = plan.where
+        vector = qv is not None and plan.mode in ("vector", "hybrid")
+        keyword = terms is not None and bool(terms[1])
+        bm25 = self.cfg.bm25_index if keyword and self.has_bm25 else None
+        args: list[Any] = []
+        if keyword:
+            assert terms is not None
+            args += [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]
+        if vector:
+            assert self.vec is not None and qv is not None
+            vt = Vec(qv)
+            # any field of an item may come up; a half-precision order is re-ranked
+            cand = k * max(len(self.cfg.fields), 1)
+            if self.cfg.vector_type == "halfvec":
+                cand += max(k // 2, 10)
+            args += [vt, *params, vt, cand, k]
+            yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
+        if keyword:
+            assert terms is not None
+            text = " ".join(terms[1])
+            args += [text, *params, text, k] if bm25 else [*params, k]
+        if vector and keyword:
+            args.append(vt)
+        stmt = q.search_statement(self.vec, where, vector=vector, keyword=keyword, bm25_index=bm25)
+        rows = yield Query(stmt, args)
+        exact = vector and params and sum(r["by_vector"] for r in rows) < k
+        if vector and plan.filtered and (exact or not plan.last):  # else the commit resets
+            yield Query(q.RESET_KNOBS)
+        if exact:
+            stmt = q.search_statement(
+                self.vec, where, vector=True, keyword=keyword, exact=True, bm25_index=bm25
+            )
+            rows = yield Query(stmt, args)
+        return rows
