@@ -13,11 +13,15 @@ server, so any module may import it without a cycle.
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
 import psycopg
+from psycopg.pq import ConnStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sqlalchemy import create_engine
@@ -91,9 +95,11 @@ class Endpoint:
 
         return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
 
-    def _pool_kwargs(self) -> dict[str, Any]:
+    def _pool_kwargs(self, check: _PurgingCheck | _APurgingCheck) -> dict[str, Any]:
         s = self.settings
+        checked = {"check": check} if s.check_connection else {}
         return {
+            **checked,
             "kwargs": self.connect_kwargs(),
             "min_size": s.min_size,
             "max_size": s.max_size,
@@ -108,7 +114,7 @@ class Endpoint:
         """The shared sync pool (not opened yet)."""
         check = _PurgingCheck()
         pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            self.url, check=check if self.settings.check_connection else None, **self._pool_kwargs()
+            self.url, **self._pool_kwargs(check)
         )
         check.pool = pool
         return pool
@@ -117,13 +123,46 @@ class Endpoint:
         """The shared async pool (not opened yet)."""
         check = _APurgingCheck()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
-            self.url, check=check if self.settings.check_connection else None, **self._pool_kwargs()
+            self.url, **self._pool_kwargs(check)
         )
         check.pool = pool
         return pool
 
 
-class _PurgingCheck:
+#: A connection handed out less than this many seconds ago skips the check's round trip
+#: when its socket is quiet (see :meth:`_Recent.fine`).
+RECENT_S = 5.0
+
+
+class _Recent:
+    """When each connection was last handed out (and so worked, moments later)."""
+
+    def __init__(self) -> None:
+        self._at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+
+    def fine(self, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+        """Whether ``conn`` was handed out moments ago and nothing has arrived on it since
+        (and note that it is handed out now).
+
+        A checkout is then handed out without the check's round trip (a round trip per
+        checkout is what the checkpointer's writes spent most on): a backend that was
+        terminated, or a server that died or restarted, sends an error or closes the
+        socket, which makes it readable, and a zero-timeout poll sees that. Anything
+        readable, or an older checkout, gets the full check. (Stamped at checkout, not
+        return: the pool's ``reset`` callback would send every return through a worker.)
+        """
+        now = time.monotonic()
+        at, self._at[conn] = self._at.get(conn), now
+        if at is None or now - at > RECENT_S or conn.pgconn.status != ConnStatus.OK:
+            return False
+        try:
+            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+
+class _PurgingCheck(_Recent):
     """Connection check that, on a dead connection, purges every idle sibling at once.
 
     psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
@@ -134,6 +173,8 @@ class _PurgingCheck:
     pool: ConnectionPool[Any] | None = None
 
     def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        if self.fine(conn):
+            return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
@@ -142,13 +183,15 @@ class _PurgingCheck:
             raise
 
 
-class _APurgingCheck:
+class _APurgingCheck(_Recent):
     """Async twin of :class:`_PurgingCheck`."""
 
     pool: AsyncConnectionPool[Any] | None = None
     _tasks: ClassVar[set[asyncio.Task[None]]] = set()
 
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if self.fine(conn):
+            return
         try:
             await AsyncConnectionPool.check_connection(conn)
         except Exception:

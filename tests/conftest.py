@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pgtest import TEMPLATE, app_role, url_for
+from savers import Side
 
 from langgraph_pgstore import AsyncDatabase, Database
 from langgraph_pgstore.migrate import migrate
@@ -86,3 +87,14 @@ def db(db_url: str) -> Iterator[Database]:
 async def adb(db_url: str) -> AsyncIterator[AsyncDatabase]:
     async with AsyncDatabase.connect(db_url, max_size=8) as database:
         yield database
+
+
+@pytest.fixture(params=["sync", "async"])
+async def side(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[Side]:
+    """Our checkpointer and conversations, sync then async, on this test's database."""
+    if request.param == "sync":
+        with Database.connect(db_url, max_size=8) as database:
+            yield Side(database)
+    else:
+        async with AsyncDatabase.connect(db_url, max_size=8) as adatabase:
+            yield Side(adatabase)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -17,19 +16,17 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncCursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from .. import tenancy
-from .._ops import AConn, aconnection, arun
-from ..conversations.recorder import MessageRecorder
-from ..errors import InvalidInput
+from .._ops import aconnection, arun
 from . import base, history
+from .writes import Write, put_write, writes_write
 
 __all__ = ["AsyncPgCheckpointer"]
+
+T = TypeVar("T")
 
 
 class _AsyncScopedCursor:
@@ -63,52 +60,43 @@ class _AsyncScopedCursor:
         return self._cur.__aiter__()
 
 
-class AsyncPgCheckpointer(AsyncPostgresSaver):
-    """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer`."""
-
-    _scope: base.Scope | None = None
-
-    def __init__(
-        self,
-        conn: AConn,
-        *,
-        serde: SerializerProtocol | None = None,
-        recorder: MessageRecorder | None = None,
-    ) -> None:
-        super().__init__(conn, serde=serde)
-        if isinstance(conn, AsyncConnectionPool):
-            self.lock = base.NoLock()  # type: ignore[assignment]
-        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
-        self.recorder = recorder
+class AsyncPgCheckpointer(base.SaverBase, AsyncPostgresSaver):
+    """Async twin of :class:`~langgraph_pgstore.checkpoint.PgCheckpointer` (the same
+    write path and rules, from ``base`` and ``writes``; only the awaits are its own)."""
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
-        """AsyncPostgresSaver's, scoped like the sync saver's (see ``base``)."""
-        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
-        statement = base.scope_statement(scope)
-        if statement is None:
+        """AsyncPostgresSaver's, scoped like the sync saver's."""
+        if (statement := self._read_scope()) is None:
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
-            return
-        if not pipeline:
+        elif not pipeline:
             async with super()._cursor() as cur:
                 yield cast(AsyncCursor[DictRow], _AsyncScopedCursor(cur, statement))
-            return
-        async with (
-            self.lock,
-            aconnection(self.conn) as conn,
-            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            await cur.execute(*statement)
-            yield cur
+        else:
+            async with (
+                self.lock,
+                aconnection(self.conn) as conn,
+                conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                await cur.execute(*statement)
+                yield cur
 
-    def _acting(self, conn: AConn, scope: base.Scope) -> AsyncPgCheckpointer:
-        if conn is self.conn and scope == base.UNSCOPED:
-            return self
-        bound = copy.copy(self)
-        bound.conn, bound._scope = conn, scope
-        return bound
+    async def _awrite(self, write: Write) -> None:
+        """One pipeline (one round trip), or the mirror's transaction when it needs answers."""
+        result = None
+        async with self.lock:
+            if (op := write.op) is not None:
+                result = await arun(self.conn, op)
+            else:
+                async with aconnection(self.conn) as conn, conn.pipeline(), conn.cursor() as cur:
+                    for q in write.queries:
+                        if q.many is None:
+                            await cur.execute(q.sql, q.params)
+                        else:
+                            await cur.executemany(q.sql, q.many)
+        write.committed(result)
 
     @base.translated
     async def aput(
@@ -118,33 +106,9 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        scope = base.write_scope(self.conn, config)
-        recorder = self.recorder
-        if recorder is None or not recorder.wants(config):
-            saver = self._acting(self.conn, scope)
-            return await super(AsyncPgCheckpointer, saver).aput(
-                config, checkpoint, metadata, new_versions
-            )
-        # langgraph's aput and the mirror writes on one connection, in one transaction.
-        for attempt in (1, 2):
-            fast = recorder.pipelined(config, scope[1])
-            try:
-                async with (
-                    aconnection(self.conn) as conn,
-                    conn.pipeline() if fast else nullcontext(),
-                    conn.transaction(),
-                ):
-                    saver = self._acting(conn, scope)  # its statements set the scope first
-                    saved = await super(AsyncPgCheckpointer, saver).aput(
-                        config, checkpoint, metadata, new_versions
-                    )
-                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
-                    state = await arun(conn, op, transaction=False)
-                break
-            except InvalidInput as exc:
-                if attempt == 2 or not recorder.stale(config, exc):
-                    raise
-        recorder.committed(config, state)
+        args = (config, checkpoint, metadata, new_versions)
+        write, saved = put_write(self, self.recorder, *args)
+        await self._awrite(write)
         return saved
 
     @base.translated
@@ -155,8 +119,7 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        saver = self._acting(self.conn, base.write_scope(self.conn, config))
-        await super(AsyncPgCheckpointer, saver).aput_writes(config, writes, task_id, task_path)
+        await self._awrite(writes_write(self, config, writes, task_id, task_path))
 
     @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -198,11 +161,18 @@ class AsyncPgCheckpointer(AsyncPostgresSaver):
         """Retention: delete threads idle for longer than ``older_than``; returns their ids."""
         return await arun(self.conn, base.delete_stale_threads(older_than, limit=limit))
 
-    # Sync entry points for code that holds the async saver from another thread.
+    # Sync entry points for code that holds the async saver from another thread (as
+    # AsyncPostgresSaver has for its own methods).
+    def _blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        asyncio.run_coroutine_threadsafe(
-            self.acopy_thread(source_thread_id, target_thread_id), self.loop
-        ).result()
+        self._blocking(self.acopy_thread(source_thread_id, target_thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        asyncio.run_coroutine_threadsafe(self.adelete_for_runs(run_ids), self.loop).result()
+        self._blocking(self.adelete_for_runs(run_ids))
+
+    def delete_stale_threads(
+        self, older_than: timedelta | datetime, *, limit: int = 1000
+    ) -> list[str]:
+        return self._blocking(self.adelete_stale_threads(older_than, limit=limit))

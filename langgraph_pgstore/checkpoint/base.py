@@ -3,11 +3,15 @@
 The checkpoint tables are langgraph-checkpoint-postgres's own; we add what its saver lacks
 (``copy_thread``, ``delete_for_runs``, time-based retention) as sans-IO operations.
 
+Writes (``put``, ``put_writes``) are our own, on PostgresSaver's statements and rows, one
+round trip each (see :mod:`.writes`). Reads are PostgresSaver's own, except ``list`` (see
+:mod:`.history`).
+
 Ownership: migration 0005 gave the three tables ``owner_id DEFAULT pgstore_owner()``, so the
-saver's own INSERTs are owned by whoever the transaction's settings name. Our savers override
-PostgresSaver's one ``_cursor`` to open each transaction with :func:`scope_statement`: the
-tenant (reads and writes), or for a write with no tenant, the run's user as ``pgstore.owner``.
-With neither, nothing is sent and the saver runs exactly as upstream's.
+saver's INSERTs are owned by whoever the transaction's settings name. A write starts with
+:func:`scope_statement`: the tenant, or with no tenant, the run's user as ``pgstore.owner``;
+our savers override PostgresSaver's one ``_cursor`` so that its reads (and its own writes:
+``delete_thread``, ``prune``) act for the tenant. With neither, nothing is sent.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .. import tenancy
 from .._ops import Op, Query, retry_pause
+from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
 
 #: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
@@ -183,12 +191,24 @@ def _ours(exc: Exception) -> BaseException:
     return exc
 
 
+def _stale_session(exc: BaseException) -> bool:
+    """A mirrored message's session was deleted behind the recorder's cache (another process
+    deleted it): the write is retried at once, and, the cache being gone, syncs afresh."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return (
+        isinstance(cause, psycopg.errors.ForeignKeyViolation)
+        and cause.diag.table_name == "messages"
+    )
+
+
 def _retry_pause(exc: Exception, attempt: int) -> float:
     """Seconds to wait before retrying a saver call, else raise our error for ``exc``.
 
     Every saver method is safe to repeat (reads, and writes that are upserts), so transient
     errors (lost connection, deadlock) are retried, a bounded number of times.
     """
+    if attempt == 1 and _stale_session(exc):
+        return 0.0
     ours = _ours(exc)
     pause = retry_pause(ours, attempt) if isinstance(ours, PgStoreError) else None
     if pause is not None:
@@ -245,3 +265,28 @@ class NoLock:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+class SaverBase:
+    """What both checkpointers add to their langgraph class, written once (a mixin that
+    comes first in their bases): the message recorder and the lock a pool doesn't need."""
+
+    conn: Any
+    lock: Any
+
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        serde: SerializerProtocol | None = None,
+        recorder: MessageRecorder | None = None,
+    ) -> None:
+        super().__init__(conn, serde=serde)  # type: ignore[call-arg]  # the langgraph saver
+        if isinstance(conn, ConnectionPool | AsyncConnectionPool):
+            self.lock = NoLock()
+        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
+        self.recorder = recorder
+
+    def _read_scope(self) -> tuple[str, tuple[str]] | None:
+        """The statement that makes a read act for the tenant in effect (None: none)."""
+        return scope_statement((tenancy.tenant_for(self.conn), None))

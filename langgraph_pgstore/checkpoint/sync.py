@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import copy
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -17,17 +16,13 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
 
-from .. import tenancy
-from .._ops import Conn, connection, run
-from ..conversations.recorder import MessageRecorder
-from ..errors import InvalidInput
+from .._ops import connection, run
 from . import base, history
+from .writes import Write, put_write, writes_write
 
 __all__ = ["PgCheckpointer"]
 
@@ -70,61 +65,49 @@ class _ScopedCursor:
         return iter(self._cur)
 
 
-class PgCheckpointer(PostgresSaver):
+class PgCheckpointer(base.SaverBase, PostgresSaver):
     """``checkpointer=`` for compiled graphs, on the shared pool.
 
-    Same tables and behaviour as ``PostgresSaver``; adds ``copy_thread``,
-    ``delete_for_runs``, ``delete_stale_threads`` (retention) and raises our own errors.
-    Each transaction acts for the tenant in effect (see ``base``: one ``_cursor`` override).
+    Same tables, rows and behaviour as ``PostgresSaver``; writes take one round trip each
+    (see ``writes``) and mirror the messages; ``list`` decodes each message once (see
+    ``history``); adds ``copy_thread``, ``delete_for_runs``, ``delete_stale_threads``
+    (retention) and raises our own errors. Every transaction acts for the tenant in effect.
     """
-
-    #: Set on a copy that writes on behalf of a resolved ``(tenant, owner)``.
-    _scope: base.Scope | None = None
-
-    def __init__(
-        self,
-        conn: Conn,
-        *,
-        serde: SerializerProtocol | None = None,
-        recorder: MessageRecorder | None = None,
-    ) -> None:
-        super().__init__(conn, serde=serde)
-        if isinstance(conn, ConnectionPool):
-            self.lock = base.NoLock()  # type: ignore[assignment]
-        #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
-        self.recorder = recorder
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        """PostgresSaver's, acting for the tenant (or, for a write, its owner): writes in a
-        pipeline (one implicit transaction) that first sets it; reads through
-        :class:`_ScopedCursor`. Unchanged when there is neither."""
-        scope = self._scope if self._scope is not None else (tenancy.tenant_for(self.conn), None)
-        statement = base.scope_statement(scope)
-        if statement is None:
+        """PostgresSaver's, acting for the tenant (upstream's own writes in a pipeline that
+        first sets it, reads through :class:`_ScopedCursor`); unchanged when there is none."""
+        if (statement := self._read_scope()) is None:
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
-            return
-        if not pipeline:
+        elif not pipeline:
             with super()._cursor() as cur:
                 yield cast(Cursor[DictRow], _ScopedCursor(cur, statement))
-            return
-        with (
-            self.lock,
-            connection(self.conn) as conn,
-            conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            cur.execute(*statement)
-            yield cur
+        else:
+            with (
+                self.lock,
+                connection(self.conn) as conn,
+                conn.pipeline(),  # one implicit transaction, up to the pipeline's sync
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                cur.execute(*statement)
+                yield cur
 
-    def _acting(self, conn: Conn, scope: base.Scope) -> PgCheckpointer:
-        """This saver on ``conn``, its writes in ``scope`` (``self`` when nothing changes)."""
-        if conn is self.conn and scope == base.UNSCOPED:
-            return self
-        bound = copy.copy(self)
-        bound.conn, bound._scope = conn, scope
-        return bound
+    def _write(self, write: Write) -> None:
+        """One pipeline (one round trip), or the mirror's transaction when it needs answers."""
+        result = None
+        with self.lock:
+            if (op := write.op) is not None:
+                result = run(self.conn, op)
+            else:
+                with connection(self.conn) as conn, conn.pipeline(), conn.cursor() as cur:
+                    for q in write.queries:
+                        if q.many is None:
+                            cur.execute(q.sql, q.params)
+                        else:
+                            cur.executemany(q.sql, q.many)
+        write.committed(result)
 
     @base.translated
     def put(
@@ -134,31 +117,9 @@ class PgCheckpointer(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        scope = base.write_scope(self.conn, config)
-        recorder = self.recorder
-        if recorder is None or not recorder.wants(config):
-            saver = self._acting(self.conn, scope)
-            return super(PgCheckpointer, saver).put(config, checkpoint, metadata, new_versions)
-        # langgraph's put and the mirror writes on one connection, in one transaction.
-        for attempt in (1, 2):
-            fast = recorder.pipelined(config, scope[1])
-            try:
-                with (
-                    connection(self.conn) as conn,
-                    conn.pipeline() if fast else nullcontext(),
-                    conn.transaction(),
-                ):
-                    saver = self._acting(conn, scope)  # its statements set the scope first
-                    saved = super(PgCheckpointer, saver).put(
-                        config, checkpoint, metadata, new_versions
-                    )
-                    op = recorder.op(config, checkpoint, metadata, new_versions, scope[1])
-                    state = run(conn, op, transaction=False)
-                break
-            except InvalidInput as exc:
-                if attempt == 2 or not recorder.stale(config, exc):
-                    raise
-        recorder.committed(config, state)
+        args = (config, checkpoint, metadata, new_versions)
+        write, saved = put_write(self, self.recorder, *args)
+        self._write(write)
         return saved
 
     @base.translated
@@ -169,8 +130,7 @@ class PgCheckpointer(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        saver = self._acting(self.conn, base.write_scope(self.conn, config))
-        super(PgCheckpointer, saver).put_writes(config, writes, task_id, task_path)
+        self._write(writes_write(self, config, writes, task_id, task_path))
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

@@ -30,7 +30,7 @@ from ..ownership import claim_thread
 from ..paging import Page, check_limit, decode_cursor, page, parse_id, resolve_id
 from ..tenancy import validate_id
 from . import models
-from .mirror import clean_text
+from .mirror import MESSAGE_COLS, MESSAGE_PLACEHOLDERS, MessageRow, clean_text
 from .models import Message, Session, User
 
 __all__ = [  # and the operations, used as ``ops.<name>``
@@ -208,14 +208,13 @@ WHERE session_id = %s AND removed_at IS NULL GROUP BY role
 
 # ---------------------------------------------------------------- messages
 MESSAGE_SELECT = _columns(Message, "m")
-#: A message the application adds by hand: next position, no checkpoint (the mirror never
-#: marks such a row removed; see :mod:`.mirroring`).
+#: A message added by hand goes after the visible ones; no checkpoint: the mirror keeps it
+#: (see :mod:`.mirroring`).
 ADD_MESSAGE_SQL = f"""
-INSERT INTO messages AS m (owner_id, session_id, position, message_id, role, name, content,
-                           metadata)
-SELECT %(owner)s, %(session)s, COALESCE(max(position) + 1, 0), %(message_id)s, %(role)s,
-       %(name)s, %(content)s, %(metadata)s
-FROM messages WHERE session_id = %(session)s
+INSERT INTO messages AS m (owner_id, session_id, position, {MESSAGE_COLS})
+SELECT %s, %s, COALESCE(max(position) FILTER (WHERE removed_at IS NULL) + 1, 0),
+       {MESSAGE_PLACEHOLDERS}
+FROM messages WHERE session_id = %s
 RETURNING {MESSAGE_SELECT}
 """
 DELETE_MESSAGE_SQL = f"""
@@ -631,23 +630,23 @@ def add_message(
 ) -> Op[Message]:
     """Append a message by hand (graphs don't need this: the checkpointer mirrors them).
 
-    It belongs to the application, not to the graph's state: the mirror never marks it
-    removed, and :func:`delete_message` deletes it.
+    In a session a graph writes, the message is the application's own, not part of the
+    graph's state: it goes after the messages visible now, and the mirror never marks it
+    removed (whichever process writes the next checkpoint); :func:`delete_message` deletes it.
     """
     role = _text(role, "role") or ""
     if not role:
         raise InvalidInput("role must be non-empty")
-    params = {
-        "role": role,
-        "content": _text(content, "content") or "",
-        "metadata": _meta(metadata),
-        "name": _text(name, "name"),
-        "message_id": _text(message_id, "message_id") or str(uuid.uuid4()),
-    }
-    session = yield from get_session(session_id)
-    rows = yield Query(
-        ADD_MESSAGE_SQL, {**params, "owner": session.owner_id, "session": session.id}
+    mid = _text(message_id, "message_id") or str(uuid.uuid4())
+    row = MessageRow(
+        mid,
+        role,
+        _text(content, "content") or "",
+        name=_text(name, "name"),
+        metadata=_meta(metadata),
     )
+    session = yield from get_session(session_id)
+    rows = yield Query(ADD_MESSAGE_SQL, (session.owner_id, session.id, *row, session.id))
     return Message.model_validate(rows[0])
 
 

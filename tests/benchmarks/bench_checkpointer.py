@@ -7,12 +7,15 @@ Uses DATABASE_URL (or ``--url``) when set, else the embedded PostgreSQL in
 interleaved round by round so background load hits them alike. Prints one table per part.
 
 1. A 2-node loop graph of 50 super-steps that appends a message each step, one invoke per
-   fresh thread: super-steps/s and per-invoke latency for our checkpointer (with and without
-   the message mirror, sync and async), langgraph's PostgresSaver and AsyncPostgresSaver,
-   InMemorySaver and no checkpointer; ratio vs PostgresSaver (the anchor).
+   fresh thread, in both durability modes (``"async"``, ``"sync"``): super-steps/s for our
+   default checkpointer (message mirror and connection check on) and with the mirror off,
+   sync and async, against PostgresSaver (sync arms) and AsyncPostgresSaver (async arms), and
+   InMemorySaver. Ratios are medians of per-round ratios (each round runs every arm once, in
+   a rotating order), so a slow minute slows the anchor too.
 2. ``get_state_history`` over a thread of ~500 checkpoints of a growing conversation.
-3. Checkpoint bytes of one thread after 10/100/500 steps: plain ``add_messages`` list vs
-   LangGraph's ``DeltaChannel`` (beta in langgraph 1.2), written by our checkpointer.
+3. Bytes of one thread after 10/100/500 steps: PostgresSaver's and ours (the same checkpoint
+   rows, plus the message mirror's), and ours with LangGraph's ``DeltaChannel`` (beta in
+   langgraph 1.2), which grows linearly and PostgresSaver reads too.
 4. Tenancy: the 50-step loop graph through our checkpointer as an application role (DML grants
    only), on a database with tenancy off (unscoped) and one with tenancy on (acting for a
    tenant: row-level security on every table, the tenant set in each transaction); the
@@ -32,7 +35,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -85,6 +88,8 @@ WORDS = [
     ],
 ]
 
+#: Bytes of one thread: logical (JSONB text, blobs, writes as sent) and stored (after
+#: TOAST compression), and the rows the message mirror adds (sessions, messages).
 THREAD_BYTES_SQL = """
 SELECT
   (SELECT coalesce(sum(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
@@ -93,8 +98,13 @@ SELECT
      AS blobs,
   (SELECT coalesce(sum(octet_length(blob)), 0) FROM checkpoint_writes WHERE thread_id = %(t)s)
      AS writes,
-  (SELECT coalesce(sum(pg_column_size(blob)), 0) FROM checkpoint_blobs WHERE thread_id = %(t)s)
-     AS blobs_stored
+  (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM checkpoints c WHERE thread_id = %(t)s)
+   + (SELECT coalesce(sum(pg_column_size(blob)), 0) FROM checkpoint_blobs
+      WHERE thread_id = %(t)s)
+   + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM checkpoint_writes w
+      WHERE thread_id = %(t)s) AS stored,
+  (SELECT coalesce(sum(pg_column_size(m.*)), 0) FROM messages m
+     JOIN sessions s ON s.id = m.session_id WHERE s.thread_id = %(t)s) AS mirror
 """
 
 
@@ -139,8 +149,15 @@ def _config(thread: str, steps: int = STEPS) -> dict[str, Any]:
 
 # ---- 1. throughput ------------------------------------------------------------------------
 
+#: Arms of part 1: (name, side, anchor). Sync arms are measured against PostgresSaver,
+#: async ones against AsyncPostgresSaver.
+SYNC_ARMS = ("PostgresSaver", "ours", "ours, mirror off", "InMemorySaver")
+ASYNC_ARMS = ("AsyncPostgresSaver", "ours async", "ours async, mirror off")
 
-def throughput(url: str, rounds: int) -> list[tuple[str, list[float]]]:
+
+def throughput(url: str, rounds: int, durability: str) -> dict[str, list[float]]:
+    """Seconds per invoke of each arm, rounds interleaved (every arm once per round, in a
+    rotating order, so drifting background load hits all alike)."""
     loop = asyncio.new_event_loop()
     stack = ExitStack()
 
@@ -149,71 +166,78 @@ def throughput(url: str, rounds: int) -> list[tuple[str, list[float]]]:
         stack.callback(lambda: loop.run_until_complete(cm.__aexit__(None, None, None)))
         return value
 
-    def enter(cm: AbstractContextManager[Any]) -> Any:
-        return stack.enter_context(cm)
-
     try:
-        db = enter(Database.connect(url, max_size=4))
-        db_plain = enter(Database.connect(url, max_size=4))
-        db_plain.mirror_messages = False
+        db = stack.enter_context(Database.connect(url, max_size=4))
+        db_off = stack.enter_context(Database.connect(url, max_size=4))
+        db_off.mirror_messages = False
         adb = enter_async(AsyncDatabase.connect(url, max_size=4))
+        adb_off = enter_async(AsyncDatabase.connect(url, max_size=4))
+        adb_off.mirror_messages = False
 
-        async def async_checkpointer() -> Any:
-            return adb.checkpointer  # AsyncPostgresSaver binds the running loop
+        async def async_checkpointers() -> tuple[Any, Any]:
+            return adb.checkpointer, adb_off.checkpointer  # AsyncPostgresSaver binds the loop
 
-        pg = enter(PostgresSaver.from_conn_string(url))
-        apg = enter_async(AsyncPostgresSaver.from_conn_string(url))
-        sync_savers: dict[str, Any] = {
-            "PostgresSaver": pg,
-            "ours (Database.checkpointer)": db.checkpointer,
-            "ours, mirror_messages=False": db_plain.checkpointer,
+        ours_async, ours_async_off = loop.run_until_complete(async_checkpointers())
+        savers: dict[str, Any] = {
+            "PostgresSaver": stack.enter_context(PostgresSaver.from_conn_string(url)),
+            "ours": db.checkpointer,
+            "ours, mirror off": db_off.checkpointer,
             "InMemorySaver": InMemorySaver(),
-            "no checkpointer": None,
+            "AsyncPostgresSaver": enter_async(AsyncPostgresSaver.from_conn_string(url)),
+            "ours async": ours_async,
+            "ours async, mirror off": ours_async_off,
         }
-        async_savers: dict[str, Any] = {
-            "AsyncPostgresSaver": apg,
-            "ours async (AsyncDatabase)": loop.run_until_complete(async_checkpointer()),
-        }
-        graphs = {k: loop_graph().compile(checkpointer=v) for k, v in sync_savers.items()}
-        agraphs = {k: loop_graph().compile(checkpointer=v) for k, v in async_savers.items()}
-        times: dict[str, list[float]] = {k: [] for k in [*graphs, *agraphs]}
+        graphs = {k: loop_graph().compile(checkpointer=v) for k, v in savers.items()}
+        times: dict[str, list[float]] = {k: [] for k in graphs}
+        names = list(graphs)
         for r in range(rounds + 1):  # round 0 warms up (connections, prepared statements)
-            for name, graph in graphs.items():
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                graph, config = graphs[name], _config(uuid.uuid4().hex)
+                start = {"messages": [], "n": 0}
                 started = time.perf_counter()
-                out = graph.invoke({"messages": [], "n": 0}, _config(uuid.uuid4().hex))
+                if name in ASYNC_ARMS:
+                    coro = graph.ainvoke(start, config, durability=durability)
+                    out = loop.run_until_complete(coro)
+                else:
+                    out = graph.invoke(start, config, durability=durability)
                 elapsed = time.perf_counter() - started
                 assert len(out["messages"]) == STEPS
                 if r:
                     times[name].append(elapsed)
-            for name, agraph in agraphs.items():
-                started = time.perf_counter()
-                coro = agraph.ainvoke({"messages": [], "n": 0}, _config(uuid.uuid4().hex))
-                out = loop.run_until_complete(coro)
-                elapsed = time.perf_counter() - started
-                assert len(out["messages"]) == STEPS
-                if r:
-                    times[name].append(elapsed)
-        order = ["ours (Database.checkpointer)", "ours, mirror_messages=False",
-                 "ours async (AsyncDatabase)", "PostgresSaver", "AsyncPostgresSaver",
-                 "InMemorySaver", "no checkpointer"]  # fmt: skip
-        return [(name, times[name]) for name in order]
+        return times
     finally:
         stack.close()
         loop.close()
 
 
-def print_throughput(rows: list[tuple[str, list[float]]], rounds: int) -> float:
-    anchor = statistics.median(dict(rows)["PostgresSaver"])
-    print(f"\n1. {STEPS}-step loop graph, one message per step, {rounds} invokes each (median)")
-    print(f"{'checkpointer':<32}{'super-steps/s':>14}{'ms/invoke':>11}{'p90 ms':>9}"
-          f"{'vs PostgresSaver':>18}")  # fmt: skip
-    for name, samples in rows:
-        med = statistics.median(samples)
-        p90 = sorted(samples)[max(0, int(len(samples) * 0.9) - 1)]
-        print(f"{name:<32}{STEPS / med:>14.0f}{med * 1000:>11.1f}{p90 * 1000:>9.1f}"
-              f"{anchor / med:>17.2f}x")  # fmt: skip
-    ours = statistics.median(dict(rows)["ours (Database.checkpointer)"])
-    return anchor / ours
+def _ratio(times: dict[str, list[float]], arm: str, anchor: str) -> float:
+    """Median over rounds of the anchor's time / the arm's time (>1: the arm is faster)."""
+    return statistics.median(a / b for a, b in zip(times[anchor], times[arm], strict=True))
+
+
+def print_throughput(
+    times: dict[str, list[float]], rounds: int, durability: str
+) -> dict[str, float]:
+    print(f"\n1. {STEPS}-step loop graph (one message per step), durability={durability!r}, "
+          f"{rounds} interleaved rounds; medians")  # fmt: skip
+    print(f"{'checkpointer':<26}{'steps/s':>9}{'ms/step':>9}{'p90':>7}"
+          f"{'vs anchor':>11}{'vs InMemory':>13}")  # fmt: skip
+    for arms, anchor in ((SYNC_ARMS, "PostgresSaver"), (ASYNC_ARMS, "AsyncPostgresSaver")):
+        for name in arms:
+            med = statistics.median(times[name]) / STEPS
+            p90 = sorted(times[name])[max(0, int(len(times[name]) * 0.9) - 1)] / STEPS
+            vs_mem = statistics.median(
+                b / a for a, b in zip(times["InMemorySaver"], times[name], strict=True)
+            )
+            print(f"{name:<26}{1 / med:>9.0f}{med * 1000:>9.2f}{p90 * 1000:>7.2f}"
+                  f"{_ratio(times, name, anchor):>10.2f}x{vs_mem:>12.2f}x")  # fmt: skip
+    return {
+        "ours / PostgresSaver": _ratio(times, "ours", "PostgresSaver"),
+        "ours async / AsyncPostgresSaver": _ratio(times, "ours async", "AsyncPostgresSaver"),
+        "mirror cost (sync)": 1 / _ratio(times, "ours", "ours, mirror off") - 1,
+        "mirror cost (async)": 1 / _ratio(times, "ours async", "ours async, mirror off") - 1,
+        "ours / InMemorySaver (time)": 1 / _ratio(times, "ours", "InMemorySaver"),
+    }
 
 
 # ---- 2. get_state_history ----------------------------------------------------------------
@@ -273,11 +297,12 @@ def history(url: str, invokes: int, repeat: int) -> tuple[int, list[tuple[str, f
 
 
 def print_history(count: int, rows: list[tuple[str, float]]) -> None:
-    anchor = dict(rows)["PostgresSaver"]
+    times = dict(rows)
     print(f"\n2. get_state_history over {count} checkpoints of one growing conversation (best)")
-    print(f"{'checkpointer':<36}{'seconds':>9}{'vs PostgresSaver':>18}")
+    print(f"{'checkpointer':<36}{'seconds':>9}{'vs anchor':>11}  anchor")
     for name, seconds in rows:
-        print(f"{name:<36}{seconds:>9.2f}{anchor / seconds:>17.1f}x")
+        anchor = "AsyncPostgresSaver" if "async" in name.lower() else "PostgresSaver"
+        print(f"{name:<36}{seconds:>9.2f}{times[anchor] / seconds:>10.1f}x  {anchor}")
 
 
 # ---- 3. bytes per step -------------------------------------------------------------------
@@ -287,18 +312,28 @@ def thread_bytes(url: str, thread: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         row = conn.execute(THREAD_BYTES_SQL, {"t": thread}).fetchone()
     assert row is not None
-    return {"checkpoints": row[0], "blobs": row[1], "writes": row[2], "stored": row[3]}
+    keys = ("checkpoints", "blobs", "writes", "stored", "mirror")
+    return dict(zip(keys, row, strict=True))
+
+
+#: Part 3's arms: (label, saver, state schema).
+BYTES_ARMS = (
+    ("PostgresSaver, add_messages", "theirs", PlainState),
+    ("ours, add_messages", "ours", PlainState),
+    ("ours, DeltaChannel", "ours", DeltaState),
+)
 
 
 def bytes_per_step(url: str, marks: list[int]) -> list[tuple[str, int, dict[str, int], float]]:
-    """Total checkpoint bytes of one thread after each mark, plain list vs DeltaChannel."""
+    """Bytes of one thread after N steps, for PostgresSaver and ours (default: the message
+    mirror on), and ours with LangGraph's DeltaChannel (the opt-in that grows linearly)."""
     out = []
-    with Database.connect(url, max_size=4) as db:
-        db.mirror_messages = False
-        for label, state in (("add_messages list", PlainState), ("DeltaChannel", DeltaState)):
+    with Database.connect(url, max_size=4) as db, PostgresSaver.from_conn_string(url) as pg:
+        for label, which, state in BYTES_ARMS:
+            saver = pg if which == "theirs" else db.checkpointer
             for steps in marks:
                 thread = f"{label}-{steps}"
-                graph = loop_graph(state, steps).compile(checkpointer=db.checkpointer)
+                graph = loop_graph(state, steps).compile(checkpointer=saver)
                 out_state = graph.invoke({"messages": [], "n": 0}, _config(thread, steps))
                 assert len(out_state["messages"]) == steps
                 started = time.perf_counter()
@@ -312,15 +347,17 @@ def bytes_per_step(url: str, marks: list[int]) -> list[tuple[str, int, dict[str,
 
 
 def print_bytes(rows: list[tuple[str, int, dict[str, int], float]]) -> None:
-    print("\n3. checkpoint bytes of one thread after N steps (logical bytes: JSONB text + blobs"
-          " + writes; 'stored' = blobs after TOAST compression), our checkpointer")  # fmt: skip
-    print(f"{'state channel':<20}{'steps':>6}{'total KB':>11}{'bytes/step':>12}"
-          f"{'blobs KB':>10}{'stored KB':>11}{'get_state ms':>14}")  # fmt: skip
+    print("\n3. bytes of one thread after N super-steps: 'sent' = checkpoint JSONB text + blobs"
+          " + writes as written; 'stored' = the checkpoint tables' rows after TOAST compression;"
+          " 'mirror' = our messages rows")  # fmt: skip
+    print(f"{'saver, state channel':<30}{'steps':>6}{'sent KB':>10}{'stored KB':>11}"
+          f"{'mirror KB':>11}{'stored B/step':>15}{'get_state ms':>14}")  # fmt: skip
     for label, steps, b, read in rows:
-        total = b["checkpoints"] + b["blobs"] + b["writes"]
-        blobs, stored = b["blobs"] / 1024, b["stored"] / 1024
-        print(f"{label:<20}{steps:>6}{total / 1024:>11.0f}{total / steps:>12.0f}"
-              f"{blobs:>10.0f}{stored:>11.0f}{read * 1000:>14.1f}")  # fmt: skip
+        sent = b["checkpoints"] + b["blobs"] + b["writes"]
+        stored = b["stored"] + b["mirror"]
+        kb = (sent / 1024, b["stored"] / 1024, b["mirror"] / 1024)
+        print(f"{label:<30}{steps:>6}{kb[0]:>10.0f}{kb[1]:>11.0f}{kb[2]:>11.0f}"
+              f"{stored / steps:>15.0f}{read * 1000:>14.1f}")  # fmt: skip
 
 
 # ---- 4. tenancy ---------------------------------------------------------------------------
@@ -391,28 +428,56 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter history")
     parser.add_argument("--url", help="server to use (default DATABASE_URL, else embedded)")
-    parser.add_argument("--only-tenancy", action="store_true", help="run part 4 only")
+    parser.add_argument("--parts", default="1234", help="which parts to run (default 1234)")
+    parser.add_argument("--rounds", type=int, help="rounds of part 1 (default 20, quick 5)")
     args = parser.parse_args(argv)
-    rounds = 5 if args.quick else 20
+    rounds = args.rounds or (5 if args.quick else 20)
     invokes = 4 if args.quick else 10  # 51 checkpoints each
     marks = [10, 100, 200] if args.quick else [10, 100, 500]
     repeat = 1 if args.quick else 3
     with server_url(args.url) as admin:
         print(f"server: {redact_dsn(admin)}; python {sys.version.split()[0]}; "
-              f"{os.cpu_count()} CPUs{'; --quick' if args.quick else ''}")  # fmt: skip
-        ratio = None
-        if not args.only_tenancy:
+              f"{os.cpu_count()} CPUs; load average {_load()}"
+              f"{'; --quick' if args.quick else ''}")  # fmt: skip
+        ratios: dict[str, dict[str, float]] = {}
+        if {"1", "2", "3"} & set(args.parts):
             with scratch_database(admin) as url:
-                ratio = print_throughput(throughput(url, rounds), rounds)
-                print_history(*history(url, invokes, repeat))
-                print_bytes(bytes_per_step(url, marks))
-        # two fresh databases of the same size: only the switch differs
-        with scratch_database(admin) as on_url, scratch_database(admin) as off_url:
-            cost = print_tenancy(tenancy(off_url, on_url, 2 * rounds), 2 * rounds)
-    if ratio is not None:
-        print(f"\nours/PostgresSaver throughput: {ratio:.2f}x (target >= 0.95x)")
-    print(f"tenancy on/off: {cost:.3f}x (target <= 1.10x)")
+                if "1" in args.parts:
+                    for durability in ("async", "sync"):
+                        times = throughput(url, rounds, durability)
+                        ratios[durability] = print_throughput(times, rounds, durability)
+                if "2" in args.parts:
+                    print_history(*history(url, invokes, repeat))
+                if "3" in args.parts:
+                    print_bytes(bytes_per_step(url, marks))
+        cost = None
+        if "4" in args.parts:
+            # two fresh databases of the same size: only the switch differs
+            with scratch_database(admin) as on_url, scratch_database(admin) as off_url:
+                cost = print_tenancy(tenancy(off_url, on_url, 2 * rounds), 2 * rounds)
+    print(f"\nsummary (median of per-round ratios; load average now {_load()})")
+    for durability, figures in ratios.items():
+        for name, value in figures.items():
+            target = TARGETS.get(name, "")
+            shown = f"{value:+.1%}" if name.startswith("mirror") else f"{value:.2f}x"
+            print(f"  durability={durability!r:<8} {name:<34}{shown:>8}  {target}")
+    if cost is not None:
+        print(f"  tenancy on/off {cost:.3f}x  (target <= 1.10x)")
     return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+#: What the summary lines are compared with (issue 12).
+TARGETS = {
+    "ours / PostgresSaver": "(target >= 1.30x)",
+    "ours async / AsyncPostgresSaver": "(target >= 1.30x)",
+    "mirror cost (sync)": "(target <= +10%)",
+    "mirror cost (async)": "(target <= +10%)",
+    "ours / InMemorySaver (time)": "(ambition <= 2.00x)",
+}
 
 
 if __name__ == "__main__":
