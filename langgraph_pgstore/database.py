@@ -47,6 +47,8 @@ class _Common:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        #: Memory stores handed out (closed with the hub, reported by ``health()``).
+        self._stores: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -115,9 +117,16 @@ class _Common:
 
     def _report_background(self, report: HealthReport) -> None:
         """Liveness of the background jobs this hub started (only those it started)."""
-        conversations = self.__dict__.get("conversations")  # a cached_property, if used
-        if conversations is not None:
-            report.add_background("conversations embedder", conversations.embedder_status())
+        parts = self.__dict__  # cached_property values: only the parts in use
+        if "conversations" in parts:
+            report.add_background(
+                "conversations embedder", parts["conversations"].embedder_status()
+            )
+        if "telemetry" in parts:
+            report.add_background("telemetry writer", parts["telemetry"].status())
+        for i, store in enumerate(self._stores):
+            for job, status in store.background_status().items():
+                report.add_background(f"memory store {i}: {job.replace('_', ' ')}", status)
 
     @cached_property
     def recorder(self) -> MessageRecorder:
@@ -142,7 +151,6 @@ class Database(_Common):
     def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         self.pool = pool
-        self._stores: weakref.WeakSet[PgMemoryStore] = weakref.WeakSet()
 
     @classmethod
     def open(
@@ -276,7 +284,6 @@ class AsyncDatabase(_Common):
     ) -> None:
         super().__init__(endpoint)
         self.pool = pool
-        self._astores: weakref.WeakSet[AsyncPgMemoryStore] = weakref.WeakSet()
 
     @classmethod
     async def open(
@@ -325,7 +332,7 @@ class AsyncDatabase(_Common):
     async def aclose(self) -> None:
         if "telemetry" in self.__dict__:
             await asyncio.to_thread(self.telemetry.close)
-        for store in list(self._astores):
+        for store in list(self._stores):
             await store.aclose()  # its pending access notes, before the pool goes
         await self.pool.close()
 
@@ -358,7 +365,7 @@ class AsyncDatabase(_Common):
     def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
         """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
         store = AsyncPgMemoryStore(self.pool, **options)
-        self._astores.add(store)
+        self._stores.add(store)
         return store
 
     async def amigrate(self, *, only_if_needed: bool = False) -> str:

@@ -112,6 +112,9 @@ class WriterStatus:
     spilled_events: int
     replayed_rows: int
     last_error: str | None
+    healthy: bool
+    """Alive, connected and nothing lost: events are spilled, not dropped, while the
+    database is away, so only a dead thread or lost events make recording unhealthy."""
 
 
 #: Runs whose (tenant, owner) the writer remembers for their later events.
@@ -209,15 +212,17 @@ class TelemetryWriter:
             log.error("telemetry writer thread had died; restarting it")
             self._thread = None
             self._start()
+        connected = self._conn is not None and not self._conn.closed and not self.last_error
         return WriterStatus(
             alive=self.alive,
-            connected=self._conn is not None and not self._conn.closed and not self.last_error,
+            connected=connected,
             pending=self.pending,
             lost_events=self.lost_events,
             rejected_events=self.rejected_events,
             spilled_events=self.spilled_events,
             replayed_rows=self.replayed_rows,
             last_error=self.last_error,
+            healthy=self.alive and self.lost_events == 0,
         )
 
     def _start(self) -> None:
