@@ -16,8 +16,9 @@ import asyncio
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import psycopg
@@ -35,6 +36,8 @@ from .errors import DatabaseUnavailable
 __all__ = ["Endpoint"]
 
 POOL_NAME = "langgraph-pgstore"
+
+P = TypeVar("P", bound=ConnectionPool[Any] | AsyncConnectionPool[Any])
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Endpoint:
         return redact_dsn(self.url)
 
     def __repr__(self) -> str:
-        return f"Endpoint({self.redacted})"
+        return f"{type(self).__name__}({self.redacted})"
 
     def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
         return DatabaseUnavailable(f"can't connect to {self.redacted}: {exc}")
@@ -95,38 +98,33 @@ class Endpoint:
 
         return create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
 
-    def _pool_kwargs(self, check: _PurgingCheck | _APurgingCheck) -> dict[str, Any]:
+    def _pool(self, factory: Callable[..., P], check: _Recent[P]) -> P:
+        """A pool of ``factory``'s kind from the settings (not opened yet), checked by
+        ``check`` when the settings ask for it."""
         s = self.settings
         checked = {"check": check} if s.check_connection else {}
-        return {
+        pool = factory(
+            self.url,
             **checked,
-            "kwargs": self.connect_kwargs(),
-            "min_size": s.min_size,
-            "max_size": s.max_size,
-            "timeout": s.timeout,
-            "max_idle": s.max_idle,
-            "max_lifetime": s.max_lifetime,
-            "name": POOL_NAME,
-            "open": False,
-        }
+            kwargs=self.connect_kwargs(),
+            min_size=s.min_size,
+            max_size=s.max_size,
+            timeout=s.timeout,
+            max_idle=s.max_idle,
+            max_lifetime=s.max_lifetime,
+            name=POOL_NAME,
+            open=False,
+        )
+        check.pool = pool
+        return pool
 
     def pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
         """The shared sync pool (not opened yet)."""
-        check = _PurgingCheck()
-        pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            self.url, **self._pool_kwargs(check)
-        )
-        check.pool = pool
-        return pool
+        return self._pool(ConnectionPool, _PurgingCheck())
 
     def apool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
         """The shared async pool (not opened yet)."""
-        check = _APurgingCheck()
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
-            self.url, **self._pool_kwargs(check)
-        )
-        check.pool = pool
-        return pool
+        return self._pool(AsyncConnectionPool, _APurgingCheck())
 
 
 #: A connection handed out less than this many seconds ago skips the check's round trip
@@ -134,8 +132,11 @@ class Endpoint:
 RECENT_S = 5.0
 
 
-class _Recent:
-    """When each connection was last handed out (and so worked, moments later)."""
+class _Recent(Generic[P]):
+    """When each connection was last handed out (and so worked, moments later), and the
+    pool whose connections these are (set once the pool exists)."""
+
+    pool: P | None = None
 
     def __init__(self) -> None:
         self._at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
@@ -162,15 +163,13 @@ class _Recent:
         return not readable
 
 
-class _PurgingCheck(_Recent):
+class _PurgingCheck(_Recent[ConnectionPool[Any]]):
     """Connection check that, on a dead connection, purges every idle sibling at once.
 
     psycopg_pool backs off (about 1 s, 2 s, 4 s) after each failed check, so after a server
     restart or ``pg_terminate_backend`` of every backend a request checked the stale
     connections one by one and timed out, although fresh ones could be opened at once.
     """
-
-    pool: ConnectionPool[Any] | None = None
 
     def __call__(self, conn: psycopg.Connection[Any]) -> None:
         if self.fine(conn):
@@ -183,10 +182,9 @@ class _PurgingCheck(_Recent):
             raise
 
 
-class _APurgingCheck(_Recent):
+class _APurgingCheck(_Recent[AsyncConnectionPool[Any]]):
     """Async twin of :class:`_PurgingCheck`."""
 
-    pool: AsyncConnectionPool[Any] | None = None
     _tasks: ClassVar[set[asyncio.Task[None]]] = set()
 
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:

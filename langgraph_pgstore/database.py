@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cached_property
-from typing import Any, Unpack
+from typing import Any, Generic, Self, TypeVar, Unpack
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -21,10 +21,9 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from . import ownership, tenancy
 from ._ops import aconnection, arun, connection, run
 from .checkpoint import AsyncPgCheckpointer, PgCheckpointer
-from .config import PoolOptions, Settings, redact_dsn
+from .config import PoolOptions, Settings
 from .connection import Endpoint
 from .conversations import AsyncConversations, Conversations, MessageRecorder
-from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable
 from .health import HealthReport, is_current, probe
 from .memory import AsyncPgMemoryStore, PgMemoryStore, StoreOptions
@@ -38,29 +37,30 @@ log = logging.getLogger(__name__)
 #: Seconds a health check waits for a connection: a probe must answer fast when the server is down.
 HEALTH_TIMEOUT = 5.0
 
+Pool = TypeVar("Pool", bound=ConnectionPool[Any] | AsyncConnectionPool[Any])
+Tel = TypeVar("Tel")
+Saver = TypeVar("Saver")
+Conv = TypeVar("Conv")
+Store = TypeVar("Store", bound=PgMemoryStore | AsyncPgMemoryStore)
 
-class _Common:
+
+class _Common(Generic[Pool, Tel, Saver, Conv, Store]):
     """What the sync and async hubs share: the endpoint (settings, URL, embedded server),
-    and the tenant scopes."""
+    the tenant scopes, and the parts, built alike on the pool from each hub's family."""
 
-    pool: Any
+    _telemetry: Callable[..., Tel]
+    _checkpointer: Callable[..., Saver]
+    _conversations: Callable[..., Conv]
+    _store: Callable[..., Store]
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, pool: Pool, endpoint: Endpoint) -> None:
+        self.pool = pool
         self.endpoint = endpoint
+        #: The endpoint's, at hand: the real URL (the embedded server's when none is
+        #: configured), the settings, and the embedded server if one was started.
+        self.url, self.settings, self.server = endpoint.url, endpoint.settings, endpoint.server
         #: Memory stores handed out (closed with the hub, reported by ``health()``).
         self._stores: weakref.WeakSet[Any] = weakref.WeakSet()
-
-    @property
-    def url(self) -> str:
-        return self.endpoint.url
-
-    @property
-    def settings(self) -> Settings:
-        return self.endpoint.settings
-
-    @property
-    def server(self) -> EmbeddedServer | None:
-        return self.endpoint.server
 
     def _bind(self, role: dict[str, Any]) -> None:
         """Remember the pool's role and default tenant (what every transaction consults);
@@ -95,10 +95,46 @@ class _Common:
 
     @property
     def redacted_url(self) -> str:
-        return redact_dsn(self.url)
+        return self.endpoint.redacted
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.redacted_url})"
+
+    @classmethod
+    def _unopened(
+        cls, url: str | None, options: PoolOptions, new_pool: Callable[[Endpoint], Pool]
+    ) -> Self:
+        """A hub on the resolved endpoint (the embedded server started if needed) and a
+        ``new_pool`` from it, not opened yet."""
+        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
+        return cls(new_pool(endpoint), endpoint)
+
+    @cached_property
+    def telemetry(self) -> Tel:
+        """Run/step/LLM-call recording (``instrument(graph)``) and its query API (``a*``
+        methods on the async hub)."""
+        return self._telemetry(self.pool, self.url, self.settings)
+
+    @cached_property
+    def checkpointer(self) -> Saver:
+        """The ``checkpointer=`` for ``builder.compile`` (async hub: ``ainvoke``/``astream``)."""
+        return self._checkpointer(self.pool, recorder=self.recorder)
+
+    @cached_property
+    def conversations(self) -> Conv:
+        """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
+        return self._conversations(self.pool, recorder=self.recorder)
+
+    @cached_property
+    def store(self) -> Store:
+        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
+        return self.memory()
+
+    def memory(self, **options: Unpack[StoreOptions]) -> Store:
+        """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
+        store = self._store(self.pool, **options)
+        self._stores.add(store)
+        return store
 
     def _pool_stats(self, pool: ConnectionPool[Any] | AsyncConnectionPool[Any]) -> dict[str, int]:
         stats = pool.get_stats()
@@ -145,31 +181,38 @@ class _Common:
         self.recorder.enabled = bool(on)
 
 
-class Database(_Common):
+class Database(
+    _Common[
+        ConnectionPool[psycopg.Connection[Any]],
+        Telemetry,
+        PgCheckpointer,
+        Conversations,
+        PgMemoryStore,
+    ]
+):
     """Sync hub: ``checkpointer`` and the other parts, one ``ConnectionPool``."""
 
-    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
-        self.pool = pool
+    _telemetry = Telemetry
+    _checkpointer = PgCheckpointer
+    _conversations = Conversations
+    _store = PgMemoryStore
 
     @classmethod
     def open(
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> Database:
         """Open the pool (and the embedded server when no URL is configured)."""
-        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
-        pool = endpoint.pool()
-        db = cls(pool, endpoint)
+        db = cls._unopened(url, options, Endpoint.pool)
         try:
-            pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
+            db.pool.open(wait=True, timeout=db.settings.connect_timeout)
             if migrate:
                 db.migrate(only_if_needed=True)
-            db._bind(run(pool, tenancy.role_op()))
+            db._bind(run(db.pool, tenancy.role_op()))
         except PoolTimeout as exc:
-            pool.close()
-            raise endpoint.unavailable(exc) from exc
+            db.pool.close()
+            raise db.endpoint.unavailable(exc) from exc
         except BaseException:
-            pool.close()
+            db.pool.close()
             raise
         return db
 
@@ -209,32 +252,6 @@ class Database(_Common):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @cached_property
-    def telemetry(self) -> Telemetry:
-        """Run/step/LLM-call recording (``instrument(graph)``) and its query API."""
-        return Telemetry(self.pool, self.url, self.settings)
-
-    @cached_property
-    def checkpointer(self) -> PgCheckpointer:
-        """The ``checkpointer=`` for ``builder.compile``."""
-        return PgCheckpointer(self.pool, recorder=self.recorder)
-
-    @cached_property
-    def conversations(self) -> Conversations:
-        """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
-        return Conversations(self.pool, recorder=self.recorder)
-
-    @cached_property
-    def store(self) -> PgMemoryStore:
-        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
-        return self.memory()
-
-    def memory(self, **options: Unpack[StoreOptions]) -> PgMemoryStore:
-        """A memory store on this pool with options (``index=``, ``ttl=``, ``dedup=``, ...)."""
-        store = PgMemoryStore(self.pool, **options)
-        self._stores.add(store)
-        return store
 
     def migrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""
@@ -276,33 +293,38 @@ class Database(_Common):
         return report
 
 
-class AsyncDatabase(_Common):
+class AsyncDatabase(
+    _Common[
+        AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        AsyncTelemetry,
+        AsyncPgCheckpointer,
+        AsyncConversations,
+        AsyncPgMemoryStore,
+    ]
+):
     """Async hub: ``checkpointer`` and the other parts, one ``AsyncConnectionPool``."""
 
-    def __init__(
-        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], endpoint: Endpoint
-    ) -> None:
-        super().__init__(endpoint)
-        self.pool = pool
+    _telemetry = AsyncTelemetry
+    _checkpointer = AsyncPgCheckpointer
+    _conversations = AsyncConversations
+    _store = AsyncPgMemoryStore
 
     @classmethod
     async def open(
         cls, url: str | None = None, *, migrate: bool = True, **options: Unpack[PoolOptions]
     ) -> AsyncDatabase:
         """Open the pool (and the embedded server when no URL is configured)."""
-        endpoint = Endpoint.resolve(Settings.resolve(url, **options))
-        pool = endpoint.apool()
-        db = cls(pool, endpoint)
+        db = cls._unopened(url, options, Endpoint.apool)
         try:
-            await pool.open(wait=True, timeout=endpoint.settings.connect_timeout)
+            await db.pool.open(wait=True, timeout=db.settings.connect_timeout)
             if migrate:
                 await db.amigrate(only_if_needed=True)
-            db._bind(await arun(pool, tenancy.role_op()))
+            db._bind(await arun(db.pool, tenancy.role_op()))
         except PoolTimeout as exc:
-            await pool.close()
-            raise endpoint.unavailable(exc) from exc
+            await db.pool.close()
+            raise db.endpoint.unavailable(exc) from exc
         except BaseException:
-            await pool.close()
+            await db.pool.close()
             raise
         return db
 
@@ -341,32 +363,6 @@ class AsyncDatabase(_Common):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    @cached_property
-    def telemetry(self) -> AsyncTelemetry:
-        """Run/step/LLM-call recording (``instrument(graph)``) and its ``a*`` query API."""
-        return AsyncTelemetry(self.pool, self.url, self.settings)
-
-    @cached_property
-    def checkpointer(self) -> AsyncPgCheckpointer:
-        """The ``checkpointer=`` for ``builder.compile`` (use ``ainvoke``/``astream``)."""
-        return AsyncPgCheckpointer(self.pool, recorder=self.recorder)
-
-    @cached_property
-    def conversations(self) -> AsyncConversations:
-        """Users, sessions, messages, chain analyses (filled by the checkpointer)."""
-        return AsyncConversations(self.pool, recorder=self.recorder)
-
-    @cached_property
-    def store(self) -> AsyncPgMemoryStore:
-        """A ``store=`` for ``builder.compile`` without semantic index (see :meth:`memory`)."""
-        return self.memory()
-
-    def memory(self, **options: Unpack[StoreOptions]) -> AsyncPgMemoryStore:
-        """An async memory store on this pool with options (``index=``, ``ttl=``, ...)."""
-        store = AsyncPgMemoryStore(self.pool, **options)
-        self._stores.add(store)
-        return store
 
     async def amigrate(self, *, only_if_needed: bool = False) -> str:
         """Bring the checkpoint tables and ours to head; returns the revision."""

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack
+from typing import Any, Generic, Literal, TypeVar, Unpack
 from uuid import UUID
 
 from langchain_core.tracers.context import register_configure_hook
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .. import tenancy
 from .._ops import arun, run
@@ -32,12 +33,11 @@ from .queries import GroupBy, RunFilters, RunKey, RunPage
 from .records import GroupStats, Run, RunDetail, RunStats
 from .writer import TelemetryWriter, WriterStatus
 
-if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
 __all__ = ["AsyncTelemetry", "Telemetry", "disable", "enable"]
 
 G = TypeVar("G")
+#: The hub's pool: the query methods of each twin run on it.
+P = TypeVar("P")
 
 
 class _GlobalSlot:
@@ -58,15 +58,15 @@ _SLOT = _GlobalSlot()
 register_configure_hook(_SLOT, inheritable=True)  # type: ignore[arg-type]
 
 
-class _TelemetryBase:
+class _TelemetryBase(Generic[P]):
     """Recording half, shared by the sync and async hubs."""
 
     def __init__(
         self,
+        pool: P,
         url: str,
         settings: Settings,
         *,
-        pool: Any = None,
         capture: Capture = "metadata",
         max_buffer: int = 100_000,
         batch_size: int = 2_000,
@@ -84,6 +84,7 @@ class _TelemetryBase:
             max_json_chars=max_json_chars,
             spill_dir=spill_dir,
         )
+        self.pool = pool
         self._handlers: dict[tuple[Capture, Any], TelemetryHandler] = {}
         self.capture = capture
         self._exporter: Any = None
@@ -187,14 +188,8 @@ def default_spill_dir(settings: Settings) -> Path:
     return settings.data_dir.parent / "telemetry-spill"
 
 
-class Telemetry(_TelemetryBase):
+class Telemetry(_TelemetryBase[ConnectionPool[Any]]):
     """Sync hub part: recording plus the query API on the ``ConnectionPool``."""
-
-    def __init__(
-        self, pool: ConnectionPool[Any], url: str, settings: Settings, **options: Any
-    ) -> None:
-        super().__init__(url, settings, pool=pool, **options)
-        self.pool = pool
 
     def get_run(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunDetail:
         """The run with its steps and LLM calls; ``NotFound`` when absent (or, with
@@ -220,14 +215,8 @@ class Telemetry(_TelemetryBase):
         return run(self.pool, queries.list_runs(limit=limit, cursor=cursor, **filters))
 
 
-class AsyncTelemetry(_TelemetryBase):
+class AsyncTelemetry(_TelemetryBase[AsyncConnectionPool[Any]]):
     """Async hub part: the same recording, ``a*`` query methods on the async pool."""
-
-    def __init__(
-        self, pool: AsyncConnectionPool[Any], url: str, settings: Settings, **options: Any
-    ) -> None:
-        super().__init__(url, settings, pool=pool, **options)
-        self.pool = pool
 
     async def aget_run(self, run_id: UUID | str, *, owner_id: str | None = None) -> RunDetail:
         """The run with its steps and LLM calls; ``NotFound`` when absent (or, with
