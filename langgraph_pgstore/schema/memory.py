@@ -26,11 +26,16 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from . import metadata
 from .types import JSONB, NOW, TZ, Vector
 
+
+def _item_key() -> tuple[Column[str], Column[str]]:
+    """(namespace prefix, key): the primary key of an item, which its vectors reference."""
+    return Column("prefix", Text, nullable=False), Column("key", Text, nullable=False)
+
+
 memory_items = Table(
     "memory_items",
     metadata,
-    Column("prefix", Text, nullable=False),
-    Column("key", Text, nullable=False),
+    *_item_key(),
     Column("value", JSONB, nullable=False),
     Column("created_at", TZ, server_default=NOW, nullable=False),
     Column("updated_at", TZ, server_default=NOW, nullable=False),
@@ -63,8 +68,7 @@ memory_items = Table(
 memory_vectors = Table(
     "memory_vectors",
     metadata,
-    Column("prefix", Text, nullable=False),
-    Column("key", Text, nullable=False),
+    *_item_key(),
     Column("field_name", Text, nullable=False),
     Column("dims", SmallInteger, nullable=False),
     Column("embedding", Vector(), nullable=False),

@@ -255,7 +255,7 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
         }
         return render(
             request, "dashboard.html", data=data, totals=totals, charts=charts, form=form,
-            ranges=list(RANGES), nav="dashboard",
+            stat_columns=views.STAT_COLUMNS, ranges=list(RANGES), nav="dashboard",
         )  # fmt: skip
 
     @router.get("/static/{name}", name="pgstore_ui_static")

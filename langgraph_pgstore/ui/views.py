@@ -17,7 +17,9 @@ from typing import Any
 from ..telemetry.trace import Span, Timeline
 
 __all__ = [
+    "STAT_COLUMNS",
     "Chart",
+    "StatColumn",
     "SvgTimeline",
     "bar_chart",
     "column_chart",
@@ -67,6 +69,36 @@ def fmt_time(value: datetime | date | None) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return value.isoformat()
+
+
+@dataclass(frozen=True)
+class StatColumn:
+    """A figure of the dashboard's per-model and per-user tables: header, key, format."""
+
+    header: str
+    key: str
+    fmt: Callable[[Any], str] = str
+
+
+def _stat_columns(*keys: str) -> list[StatColumn]:
+    by_key = {c.key: c for c in (
+        StatColumn("runs", "runs"), StatColumn("calls", "llm_calls"),
+        StatColumn("errors", "errors"), StatColumn("in", "input_tokens", fmt_tokens),
+        StatColumn("out", "output_tokens", fmt_tokens), StatColumn("cost", "cost_usd", fmt_usd),
+        StatColumn("avg latency", "avg_latency_ms", fmt_ms),
+        StatColumn("avg run", "avg_duration_ms", fmt_ms),
+    )}  # fmt: skip
+    return [by_key[k] for k in keys]
+
+
+#: Columns per group: a model's errors are its calls' (so they follow the calls), a user's
+#: are its runs'; a model is timed per call, a user per run.
+STAT_COLUMNS = {
+    "model": _stat_columns("runs", "llm_calls", "errors", "input_tokens", "output_tokens",
+                           "cost_usd", "avg_latency_ms"),
+    "user": _stat_columns("runs", "errors", "llm_calls", "input_tokens", "output_tokens",
+                          "cost_usd", "avg_duration_ms"),
+}  # fmt: skip
 
 
 # -- the run timeline ---------------------------------------------------------------------
