@@ -34,6 +34,7 @@ from ..schema.telemetry import RUN_STATUSES
 from ..telemetry import queries as tq
 from ..telemetry.trace import Span, build_trace, timeline
 from . import views
+from .views import Series
 
 __all__ = ["ui_router"]
 
@@ -246,12 +247,12 @@ def ui_router(call: Runner, caller: Any) -> APIRouter:
         totals["unpriced"] = sum(int(d.get("cost_unknown_calls") or 0) for d in days)
         usd, tok = views.fmt_usd, views.fmt_tokens
         charts = {
-            "model_cost": views.bar_chart(data["model"], "cost_usd", usd),
-            "model_tokens": views.bar_chart(data["model"], "total_tokens", tok),
-            "user_cost": views.bar_chart(data["user"], "cost_usd", usd),
-            "user_tokens": views.bar_chart(data["user"], "total_tokens", tok),
-            "day_cost": views.column_chart(days, "cost_usd", usd),
-            "day_tokens": views.column_chart(days, "total_tokens", tok),
+            "model_cost": views.bar_chart(Series(data["model"], "cost_usd", usd)),
+            "model_tokens": views.bar_chart(Series(data["model"], "total_tokens", tok)),
+            "user_cost": views.bar_chart(Series(data["user"], "cost_usd", usd)),
+            "user_tokens": views.bar_chart(Series(data["user"], "total_tokens", tok)),
+            "day_cost": views.column_chart(Series(days, "cost_usd", usd)),
+            "day_tokens": views.column_chart(Series(days, "total_tokens", tok)),
         }
         return render(
             request, "dashboard.html", data=data, totals=totals, charts=charts, form=form,

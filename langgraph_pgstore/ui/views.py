@@ -19,6 +19,7 @@ from ..telemetry.trace import Span, Timeline
 __all__ = [
     "STAT_COLUMNS",
     "Chart",
+    "Series",
     "StatColumn",
     "SvgTimeline",
     "bar_chart",
@@ -226,63 +227,60 @@ class Chart:
     empty: bool
 
 
-def _values(
-    rows: Sequence[dict[str, Any]], key: str, value: str
-) -> list[tuple[str, float, dict[str, Any]]]:
-    out = []
-    for row in rows:
-        label = row.get(key)
-        out.append(
-            (fmt_time(label) if isinstance(label, date) else str(label or BLANK),
-             float(row.get(value) or 0), row)
-        )  # fmt: skip
-    return out
+@dataclass(frozen=True)
+class Series:
+    """What a chart draws: the figure ``value`` of each row, labelled by its ``key``, shown
+    with ``fmt`` (both chart kinds take one)."""
+
+    rows: Sequence[dict[str, Any]]
+    value: str
+    fmt: Callable[[Any], str]
+    key: str = "key"
+
+    def points(self) -> list[tuple[str, float]]:
+        """``(label, figure)`` per row, in the rows' order (missing figures count as 0)."""
+        out = []
+        for row in self.rows:
+            label = row.get(self.key)
+            out.append(
+                (fmt_time(label) if isinstance(label, date) else str(label or BLANK),
+                 float(row.get(self.value) or 0))
+            )  # fmt: skip
+        return out
 
 
-def bar_chart(
-    rows: Sequence[dict[str, Any]],
-    value: str,
-    fmt: Callable[[Any], str],
-    *,
-    key: str = "key",
-    width: int = 480,
-    limit: int = 12,
-) -> Chart:
+def _top(points: Sequence[tuple[str, float]]) -> float:
+    """The figure a full-length bar stands for (1 when all are 0: no division by zero)."""
+    return max((v for _, v in points), default=0.0) or 1.0
+
+
+def bar_chart(series: Series, *, width: int = 480, limit: int = 12) -> Chart:
     """Horizontal bars, largest first (models, users): label, bar, formatted value."""
-    items = sorted(_values(rows, key, value), key=lambda t: -t[1])[:limit]
+    items = sorted(series.points(), key=lambda t: -t[1])[:limit]
+    fmt, top = series.fmt, _top(items)
     label_w, value_w, bar_h, gap = 150, 90, 18, 8
-    top = max((v for _, v, _ in items), default=0.0) or 1.0
     room = width - label_w - value_w
     bars = [
         ChartBar(
             label_w, 4 + i * (bar_h + gap), max(room * v / top, 1.0 if v else 0.0), bar_h,
             fit(label, label_w), fmt(v), f"{label}: {fmt(v)}",
         )
-        for i, (label, v, _) in enumerate(items)
+        for i, (label, v) in enumerate(items)
     ]  # fmt: skip
     height = 8 + len(items) * (bar_h + gap)
-    return Chart(width, max(height, 30), bars, not any(v for _, v, _ in items))
+    return Chart(width, max(height, 30), bars, not any(v for _, v in items))
 
 
-def column_chart(
-    rows: Sequence[dict[str, Any]],
-    value: str,
-    fmt: Callable[[Any], str],
-    *,
-    key: str = "key",
-    width: int = 480,
-    height: int = 180,
-    limit: int = 31,
-) -> Chart:
+def column_chart(series: Series, *, width: int = 480, height: int = 180, limit: int = 31) -> Chart:
     """Vertical columns in the rows' order (days, oldest first), the last ``limit`` only."""
-    items = _values(rows, key, value)[-limit:]
+    items = series.points()[-limit:]
+    fmt, top = series.fmt, _top(items)
     axis_h, top_pad = 20, 18
-    top = max((v for _, v, _ in items), default=0.0) or 1.0
     slot = width / max(len(items), 1)
     col_w = min(slot * 0.7, 40)
     plot_h = height - axis_h - top_pad
     bars = []
-    for i, (label, v, _) in enumerate(items):
+    for i, (label, v) in enumerate(items):
         h = max(plot_h * v / top, 1.0 if v else 0.0)
         x = i * slot + (slot - col_w) / 2
         short = label[5:] if len(label) == 10 else label  # 2026-01-10 -> 01-10
@@ -290,4 +288,4 @@ def column_chart(
             ChartBar(x, top_pad + plot_h - h, col_w, h, fit(short, slot + 8), fmt(v),
                      f"{label}: {fmt(v)}")
         )  # fmt: skip
-    return Chart(width, height, bars, not any(v for _, v, _ in items))
+    return Chart(width, height, bars, not any(v for _, v in items))
