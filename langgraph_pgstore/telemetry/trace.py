@@ -76,17 +76,28 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def _llm_span(row: Mapping[str, Any]) -> Span:
-    cost = row.get("cost_usd")
+def _span(row: Mapping[str, Any], kind: SpanKind, name: str, **figures: Any) -> Span:
+    """A span from a row of runs, steps or llm_calls: what the three tables share (id,
+    status, times, error) read alike, and the ``figures`` of its own kind."""
     return Span(
         id=str(row["id"]),
-        kind="llm",
-        name=row.get("response_model") or row.get("request_model") or "llm",
+        kind=kind,
+        name=name,
         status=row.get("status") or "running",
         started_at=row.get("started_at"),
         completed_at=row.get("completed_at"),
         error_type=row.get("error_type"),
         error_message=row.get("error_message"),
+        **figures,
+    )
+
+
+def _llm_span(row: Mapping[str, Any]) -> Span:
+    cost = row.get("cost_usd")
+    return _span(
+        row,
+        "llm",
+        row.get("response_model") or row.get("request_model") or "llm",
         model=row.get("response_model") or row.get("request_model"),
         provider=row.get("provider_name"),
         input_tokens=_int(row.get("input_tokens")),
@@ -100,17 +111,8 @@ def _llm_span(row: Mapping[str, Any]) -> Span:
 
 
 def _step_span(row: Mapping[str, Any]) -> Span:
-    return Span(
-        id=str(row["id"]),
-        kind="tool" if row.get("kind") == "tool" else "node",
-        name=row.get("node_name") or "",
-        status=row.get("status") or "running",
-        started_at=row.get("started_at"),
-        completed_at=row.get("completed_at"),
-        error_type=row.get("error_type"),
-        error_message=row.get("error_message"),
-        step_number=row.get("step_number"),
-    )
+    kind: SpanKind = "tool" if row.get("kind") == "tool" else "node"
+    return _span(row, kind, row.get("node_name") or "", step_number=row.get("step_number"))
 
 
 def _start_key(span: Span) -> tuple[bool, datetime | None]:
@@ -137,16 +139,7 @@ def build_trace(
     llm_calls: Sequence[Mapping[str, Any]],
 ) -> Span:
     """The run's span tree from its rows (``run``, ``steps``, ``llm_calls`` of ``get_run``)."""
-    root = Span(
-        id=str(run["id"]),
-        kind="run",
-        name=run.get("graph_name") or "run",
-        status=run.get("status") or "running",
-        started_at=run.get("started_at"),
-        completed_at=run.get("completed_at"),
-        error_type=run.get("error_type"),
-        error_message=run.get("error_message"),
-    )
+    root = _span(run, "run", run.get("graph_name") or "run")
     by_id: dict[str, Span] = {}
     parents: list[tuple[Span, Any]] = []
     for row in steps:
