@@ -293,6 +293,14 @@ class TelemetryHandler(BaseCallbackHandler):
             entries.pop(child, None)
         self._roots.pop(root.run_id.int, None)
 
+    def _child(self, run_id: UUID, parent_run_id: UUID | None) -> _Entry | None:
+        """The recorded parent of an LLM or tool call, the call now known to its root (so it
+        is dropped with the root); None when the parent is not recorded."""
+        parent = self._entries.get(parent_run_id.int) if parent_run_id is not None else None
+        if parent is not None:
+            parent.root.children.append(run_id.int)
+        return parent
+
     # --- LLM calls -----------------------------------------------------------------------
     def _llm_start(
         self,
@@ -302,11 +310,10 @@ class TelemetryHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         kwargs: dict[str, Any],
     ) -> None:
-        parent = self._entries.get(parent_run_id.int) if parent_run_id is not None else None
+        parent = self._child(run_id, parent_run_id)
         if parent is None:
             return
         root = parent.root
-        root.children.append(run_id.int)
         md = metadata or {}
         model = md.get("ls_model_name")
         if model is None:
@@ -354,34 +361,24 @@ class TelemetryHandler(BaseCallbackHandler):
             entry.first_token = time.time()
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        entry = self._entries.pop(run_id.int, None)
-        if entry is not None:
-            self._enqueue(
-                LlmEnd(
-                    run_id,
-                    entry.root.run_id,
-                    "success",
-                    response,
-                    None,
-                    None,
-                    entry.started,
-                    entry.first_token,
-                    time.time(),
-                    entry.name,
-                    entry.provider,
-                )
-            )
+        self._end(run_id, "success", response, None)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, status_of(error), None, error)
+
+    def _end(self, run_id: UUID, status: str, output: Any, error: BaseException | None) -> None:
+        """The end of an LLM call, or of a tool call (a step); unrecorded runs are ignored."""
         entry = self._entries.pop(run_id.int, None)
-        if entry is not None:
-            etype, emsg = self._error(error)
+        if entry is None:
+            return
+        etype, emsg = (None, None) if error is None else self._error(error)
+        if entry.kind == LLM:  # the response is parsed for usage in the writer
             self._enqueue(
                 LlmEnd(
                     run_id,
                     entry.root.run_id,
-                    status_of(error),
-                    None,
+                    status,
+                    output,
                     etype,
                     emsg,
                     entry.started,
@@ -391,6 +388,11 @@ class TelemetryHandler(BaseCallbackHandler):
                     entry.provider,
                 )
             )
+            return
+        output = output if self.content else None
+        self._enqueue(
+            StepEnd(run_id, entry.root.run_id, entry.name, status, output, etype, emsg, time.time())
+        )
 
     # --- tools: recorded as steps of kind 'tool' under the node that called them ---------
     def on_tool_start(
@@ -405,11 +407,10 @@ class TelemetryHandler(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        parent = self._entries.get(parent_run_id.int) if parent_run_id is not None else None
+        parent = self._child(run_id, parent_run_id)
         if parent is None:
             return
         root = parent.root
-        root.children.append(run_id.int)
         md = metadata or {}
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self._entries[run_id.int] = _Entry(root, run_id, TOOL, name)
@@ -431,26 +432,7 @@ class TelemetryHandler(BaseCallbackHandler):
         )
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end_tool(run_id, "success", output, None)
+        self._end(run_id, "success", output, None)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end_tool(run_id, status_of(error), None, error)
-
-    def _end_tool(
-        self, run_id: UUID, status: str, output: Any, error: BaseException | None
-    ) -> None:
-        entry = self._entries.pop(run_id.int, None)
-        if entry is not None:
-            etype, emsg = (None, None) if error is None else self._error(error)
-            self._enqueue(
-                StepEnd(
-                    run_id,
-                    entry.root.run_id,
-                    entry.name,
-                    status,
-                    output if self.content else None,
-                    etype,
-                    emsg,
-                    time.time(),
-                )
-            )
+        self._end(run_id, status_of(error), None, error)
