@@ -123,7 +123,8 @@ SQLSTATES: dict[str, tuple[type[PgStoreError], bool]] = {
 
 _HINTS: dict[type[PgStoreError], str] = {
     MigrationError: (
-        ": the schema is not migrated; run `langgraph-pgstore migrate` (or `db.migrate()`)"
+        ": the schema is not migrated (run `langgraph-pgstore migrate` or `db.migrate()`),"
+        " or the connection's search_path does not reach it (PGSTORE_SCHEMA)"
     ),
     InvalidInput: " (rejected by the database; nothing was written)",
     PermissionDenied: " (another tenant's rows, or an operation for the admin path)",

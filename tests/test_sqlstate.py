@@ -60,6 +60,9 @@ def test_real_failures(db_url: str) -> None:
         mapped = translate_error(exc)
         assert isinstance(mapped, cls), (exc, mapped)
         assert not is_transient(exc)
+        if cls is MigrationError:  # both likely causes, and what to do about each
+            assert "no_such_table" in str(mapped) and "migrate" in str(mapped)
+            assert "search_path" in str(mapped)
 
 
 def test_deadlock_is_a_transient_conflict(db_url: str) -> None:
