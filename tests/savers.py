@@ -36,6 +36,12 @@ class Side:
             return await graph.ainvoke(value, config, **kwargs)
         return graph.invoke(value, config, **kwargs)
 
+    def start(self, graph: Any, value: Any, config: Any) -> asyncio.Future[Any]:
+        """An invoke running concurrently with the caller (the sync one in a thread)."""
+        if self.is_async:
+            return asyncio.ensure_future(graph.ainvoke(value, config))
+        return asyncio.ensure_future(asyncio.to_thread(graph.invoke, value, config))
+
     async def state(self, graph: Any, config: Any) -> Any:
         return await graph.aget_state(config) if self.is_async else graph.get_state(config)
 

@@ -3,6 +3,7 @@ add to PostgresSaver; our write path produces PostgresSaver's rows, both ways re
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import threading
 import uuid
@@ -53,6 +54,43 @@ async def test_every_durability_mode(side: Side, durability: str) -> None:
     for value in ("x", "y"):
         await side.invoke(graph, {"items": [value]}, cfg, durability=durability)
     assert (await side.state(graph, cfg)).values["items"] == ["x", "a", "b", "y", "a", "b"]
+
+
+async def test_a_write_blocked_in_the_database_holds_up_no_other_thread(
+    side: Side, db_url: str
+) -> None:
+    """Writes borrow their own pool connections (no saver-wide lock): while one thread's
+    write waits on a row lock, another thread's graph runs to the end."""
+    graph = build().compile(checkpointer=side.checkpointer)
+
+    def cfg(thread: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread}}
+
+    for thread in ("slow", "fast"):
+        await side.invoke(graph, {"items": ["x"]}, cfg(thread))
+    side.db.recorder.forget()  # so the next write of each thread upserts its session row
+    with (
+        psycopg.connect(db_url) as locker,
+        psycopg.connect(db_url, autocommit=True) as watcher,
+    ):
+        locker.execute("SELECT 1 FROM sessions WHERE thread_id = 'slow' FOR UPDATE")
+        slow = side.start(graph, {"items": ["y"]}, cfg("slow"))
+        for _ in range(200):  # until the slow write waits on the row lock
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the slow write never waited on the lock")
+        await asyncio.wait_for(side.start(graph, {"items": ["y"]}, cfg("fast")), 30)
+        assert not slow.done()
+        locker.rollback()
+        await asyncio.wait_for(slow, 30)
+    for thread in ("slow", "fast"):
+        items = (await side.state(graph, cfg(thread))).values["items"]
+        assert items == ["x", "a", "b", "y", "a", "b"]
 
 
 async def test_copy_delete_for_runs_and_retention(side: Side) -> None:
