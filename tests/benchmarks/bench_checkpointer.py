@@ -21,6 +21,10 @@ interleaved round by round so background load hits them alike. Prints one table 
    tenant: row-level security on every table, the tenant set in each transaction); the
    ratio on/off is the cost of tenancy (target: at most 1.10). Twice the rounds of part 1:
    the difference is a few percent, so the medians need more samples.
+5. Concurrent graphs: 4 threads (sync savers) or 4 asyncio tasks (async savers) each invoke
+   the loop graph on their own threads, two invokes each per round, interleaved: what a server
+   handling several conversations at once gets. PostgresSaver and AsyncPostgresSaver share
+   one connection behind one lock; ours draw from a pool of 4.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -424,11 +429,92 @@ def print_tenancy(rows: list[tuple[str, list[float]]], rounds: int) -> float:
     return statistics.median(rows[1][1]) / anchor
 
 
+# ---- 5. concurrent graphs ----------------------------------------------------------------
+
+#: Graphs running at once in part 5 (threads for the sync savers, tasks for the async ones).
+WORKERS = 4
+
+
+def concurrent(url: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of ``2 * WORKERS`` invokes run ``WORKERS`` at a time, per arm."""
+    start = {"messages": [], "n": 0}
+
+    def threads(graph: Any) -> float:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            started = time.perf_counter()
+            configs = [_config(uuid.uuid4().hex) for _ in range(2 * WORKERS)]
+            for out in pool.map(lambda c: graph.invoke(start, c), configs):
+                assert len(out["messages"]) == STEPS
+            return time.perf_counter() - started
+
+    async def tasks(graph: Any) -> float:
+        sem = asyncio.Semaphore(WORKERS)
+
+        async def one() -> None:
+            async with sem:
+                out = await graph.ainvoke(start, _config(uuid.uuid4().hex))
+                assert len(out["messages"]) == STEPS
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(2 * WORKERS)))
+        return time.perf_counter() - started
+
+    async def run() -> dict[str, list[float]]:
+        async with (
+            AsyncPostgresSaver.from_conn_string(url) as apg,
+            AsyncDatabase.connect(url, max_size=WORKERS) as adb,
+        ):
+            with (
+                PostgresSaver.from_conn_string(url) as pg,
+                Database.connect(url, max_size=WORKERS) as db,
+            ):
+                arms = {
+                    "PostgresSaver": pg,
+                    "ours": db.checkpointer,
+                    "AsyncPostgresSaver": apg,
+                    "ours async": adb.checkpointer,
+                }
+                graphs = {k: loop_graph().compile(checkpointer=v) for k, v in arms.items()}
+                times: dict[str, list[float]] = {k: [] for k in graphs}
+                for r in range(rounds + 1):  # round 0 warms up
+                    for name, graph in graphs.items():
+                        if name in ASYNC_ARMS:
+                            elapsed = await tasks(graph)
+                        else:  # the graphs block their threads, not the loop's
+                            elapsed = await asyncio.to_thread(threads, graph)
+                        if r:
+                            times[name].append(elapsed)
+                return times
+
+    return asyncio.run(run())
+
+
+def print_concurrent(times: dict[str, list[float]], rounds: int) -> dict[str, float]:
+    print(f"\n5. {WORKERS} graphs at once (threads for sync savers, tasks for async ones), "
+          f"{2 * WORKERS} invokes of {STEPS} steps per round (durability='async'), "
+          f"{rounds} rounds; medians")  # fmt: skip
+    print(f"{'checkpointer':<26}{'steps/s':>9}{'vs anchor':>11}")
+    out = {}
+    for name, anchor in (
+        ("PostgresSaver", "PostgresSaver"),
+        ("ours", "PostgresSaver"),
+        ("AsyncPostgresSaver", "AsyncPostgresSaver"),
+        ("ours async", "AsyncPostgresSaver"),
+    ):
+        steps = 2 * WORKERS * STEPS / statistics.median(times[name])
+        out[name] = _ratio(times, name, anchor)
+        print(f"{name:<26}{steps:>9.0f}{out[name]:>10.2f}x")
+    return {
+        "concurrent: ours / PostgresSaver": out["ours"],
+        "concurrent: ours async / AsyncPostgresSaver": out["ours async"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter history")
     parser.add_argument("--url", help="server to use (default DATABASE_URL, else embedded)")
-    parser.add_argument("--parts", default="1234", help="which parts to run (default 1234)")
+    parser.add_argument("--parts", default="12345", help="which parts to run (default 12345)")
     parser.add_argument("--rounds", type=int, help="rounds of part 1 (default 20, quick 5)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 20)
@@ -440,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs; load average {_load()}"
               f"{'; --quick' if args.quick else ''}")  # fmt: skip
         ratios: dict[str, dict[str, float]] = {}
-        if {"1", "2", "3"} & set(args.parts):
+        if {"1", "2", "3", "5"} & set(args.parts):
             with scratch_database(admin) as url:
                 if "1" in args.parts:
                     for durability in ("async", "sync"):
@@ -450,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
                     print_history(*history(url, invokes, repeat))
                 if "3" in args.parts:
                     print_bytes(bytes_per_step(url, marks))
+                if "5" in args.parts:
+                    figures = print_concurrent(concurrent(url, rounds), rounds)
+                    ratios.setdefault("async", {}).update(figures)  # LangGraph's default
         cost = None
         if "4" in args.parts:
             # two fresh databases of the same size: only the switch differs
@@ -460,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in figures.items():
             target = TARGETS.get(name, "")
             shown = f"{value:+.1%}" if name.startswith("mirror") else f"{value:.2f}x"
-            print(f"  durability={durability!r:<8} {name:<34}{shown:>8}  {target}")
+            print(f"  durability={durability!r:<8} {name:<44}{shown:>8}  {target}")
     if cost is not None:
         print(f"  tenancy on/off {cost:.3f}x  (target <= 1.10x)")
     return 0
@@ -477,6 +566,8 @@ TARGETS = {
     "mirror cost (sync)": "(target <= +10%)",
     "mirror cost (async)": "(target <= +10%)",
     "ours / InMemorySaver (time)": "(ambition <= 2.00x)",
+    "concurrent: ours / PostgresSaver": "(no target; 4 graphs at once)",
+    "concurrent: ours async / AsyncPostgresSaver": "(no target; 4 graphs at once)",
 }
 
 
