@@ -157,13 +157,12 @@ ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 def sweep(chunk: int) -> sql.Composed:
-    """Delete up to ``chunk`` expired items, skipping rows another transaction holds."""
-    return sql.SQL(
-        "WITH d AS (DELETE FROM memory_items WHERE ctid = ANY(ARRAY("
-        " SELECT ctid FROM memory_items WHERE expires_at IS NOT NULL AND expires_at <= now()"
-        " LIMIT {n} FOR UPDATE SKIP LOCKED)) RETURNING 1)"
-        " SELECT count(*) AS n FROM d"
-    ).format(n=sql.Literal(int(chunk)))
+    """Delete up to ``chunk`` expired items of every owner, skipping rows another
+    transaction holds: through migration 0008's definer function, since the sweeper acts
+    for no tenant and row-level security would show it only shared rows."""
+    return sql.SQL("SELECT pgstore_sweep_expired_memories({n}) AS n").format(
+        n=sql.Literal(int(chunk))
+    )
 
 
 def delete_by_source(namespace: sql.Composable) -> sql.Composed:

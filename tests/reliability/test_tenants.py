@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -435,3 +436,20 @@ def test_tenant_names_are_ids_not_sql(db: Database, app_url: str) -> None:
     for bad in ("", "tab\there", "nul\x00", "x" * 300):
         with pytest.raises(ConfigurationError):
             Database.connect(app_url, tenant=bad).__enter__()
+
+
+def test_the_ttl_sweep_reclaims_every_tenants_expired_items(app_url: str, db: Database) -> None:
+    """The sweeper acts for no tenant (a background thread), yet reclaims the expired items
+    of every tenant, vectors included; live items stay."""
+    for user in TENANTS:
+        with Database.connect(app_url, tenant=user, max_size=2) as t:
+            store = t.memory(ttl={"default_ttl": 0.001})  # minutes: 60 ms
+            store.put(("notes",), f"old-{user}", {"text": "expires"})
+            store.put(("notes",), f"live-{user}", {"text": "stays"}, ttl=None)
+    time.sleep(0.3)
+    with Database.connect(app_url, max_size=2) as app:  # no tenant, as the sweeper thread
+        assert app.memory().sweep_ttl() == 2
+        assert app.memory().sweep_ttl() == 0
+    with psycopg.connect(db.url, row_factory=dict_row) as conn:  # the admin path: every row
+        keys = values(conn, "SELECT key FROM memory_items WHERE prefix = 'notes' ORDER BY key")
+    assert keys == ["live-alice", "live-bob"]
