@@ -28,7 +28,7 @@ from .._ops import Op, Query
 from ..errors import ExtensionMissing, InvalidInput, NotFound, PermissionDenied
 from ..ownership import claim_thread
 from ..paging import Page, check_limit, decode_cursor, page, parse_id, resolve_id
-from ..tenancy import validate_id
+from ..tenancy import SET_TENANT_SQL, validate_id
 from . import models
 from .mirror import MESSAGE_COLS, MESSAGE_PLACEHOLDERS, MessageRow, clean_text
 from .models import Message, Session, User
@@ -765,6 +765,26 @@ Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
 def embed_pending(embed: Embedder, *, batch_size: int = 64) -> Op[int]:
     """Embed one batch of messages that have no embedding yet; returns how many."""
     yield from _require_vector()
+    return (yield from _embed_batch(embed, batch_size))
+
+
+def embed_for_tenants(
+    embed: Embedder, tenants: Sequence[str | None], *, batch_size: int = 64
+) -> Op[tuple[int, bool]]:
+    """The background embedder's pass: one batch for each tenant whose commits it was told
+    of, acting for each in turn (``pgstore.tenant`` is transaction-local; under row-level
+    security a transaction sees only its tenant's messages, and the embedder's thread acts
+    for none). Returns how many were embedded, and whether a batch was full (more to do)."""
+    yield from _require_vector()
+    total, more = 0, False
+    for tenant in tenants:
+        yield Query(SET_TENANT_SQL, (tenant or "",))
+        n = yield from _embed_batch(embed, batch_size)
+        total, more = total + n, more or n >= batch_size
+    return total, more
+
+
+def _embed_batch(embed: Embedder, batch_size: int) -> Op[int]:
     rows = yield Query(PENDING_EMBEDDINGS_SQL, (int(batch_size),))
     if not rows:
         return 0

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar, Unpack
 
 from .. import ownership, tenancy
 from .._ops import AConn, Conn, arun, run
-from ..errors import InvalidInput
+from ..errors import InvalidInput, PermissionDenied
 from ..paging import Page
 from . import models as m
 from . import ops
@@ -86,6 +86,9 @@ class _Base(Generic[C]):
         self.batch_size = batch_size
         self._status = EmbedderStatus()
         self._error: BaseException | None = None
+        #: Tenant -> commits noted: whom the background embedder acts for (see ``_noted``).
+        self._pending: dict[str | None, int] = {}
+        self._pending_lock = threading.Lock()
         self._embedder_fn: Embedder | None = None
         self.embedder = embedder
 
@@ -95,6 +98,38 @@ class _Base(Generic[C]):
 
     def _kick(self) -> None:
         raise NotImplementedError
+
+    def _again(self) -> None:
+        """Ask the background embedder for another pass."""
+        raise NotImplementedError
+
+    def _on_commit(self) -> None:
+        """After a mirrored write commits (in the writer's context): note the tenant it acted
+        for, then wake the background embedder, which acts for each noted tenant in turn."""
+        try:
+            tenant = tenancy.tenant_for(self.conn)
+        except PermissionDenied:  # a role that bypasses RLS sees every row unscoped
+            tenant = None
+        with self._pending_lock:
+            self._pending[tenant] = self._pending.get(tenant, 0) + 1
+        self._kick()
+
+    def _noted(self) -> dict[str | None, int]:
+        """The tenants whose commits await embedding, with their note counts."""
+        with self._pending_lock:
+            return dict(self._pending)
+
+    def _passed(self, seen: dict[str | None, int], n: int, more: bool) -> int:
+        """After a pass over ``seen``: another if a batch was full, else forget the tenants
+        noted no more since (a commit during the pass keeps its tenant for the next)."""
+        if more:
+            self._again()
+        else:
+            with self._pending_lock:
+                for tenant, count in seen.items():
+                    if self._pending.get(tenant) == count:
+                        del self._pending[tenant]
+        return n
 
     @property
     def embedder(self) -> Embedder | None:
@@ -106,7 +141,7 @@ class _Base(Generic[C]):
         self._embedder_fn = fn
         self._status.enabled = fn is not None
         if self.recorder is not None:
-            self.recorder.on_commit = self._kick if fn is not None else None
+            self.recorder.on_commit = self._on_commit if fn is not None else None
 
     def embedder_status(self) -> EmbedderStatus:
         """Liveness of the background embedder (part of ``db.health()``)."""
@@ -302,6 +337,14 @@ class Conversations(_Base[Conn]):
         return run(self.conn, ops.get_analysis(session_id, owner_id=owner_id), transaction=False)
 
     # background embedding: one daemon thread, woken after each commit
+    def _embed_noted(self) -> int:
+        seen = self._noted()
+        op = ops.embed_for_tenants(self._embedder(), list(seen), batch_size=self.batch_size)
+        return self._passed(seen, *run(self.conn, op))
+
+    def _again(self) -> None:
+        self._wake.set()
+
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
@@ -316,7 +359,7 @@ class Conversations(_Base[Conn]):
                 self._wake.clear()
                 while True:  # until caught up, waiting out failures
                     try:
-                        self._succeeded(self.embed_pending())
+                        self._succeeded(self._embed_noted())
                         break
                     except Exception as exc:  # the graph must not fail; health shows it
                         delay = self._failed(exc)
@@ -473,6 +516,14 @@ class AsyncConversations(_Base[AConn]):
         op = ops.get_analysis(session_id, owner_id=owner_id)
         return await arun(self.conn, op, transaction=False)
 
+    async def _aembed_noted(self) -> int:
+        seen = self._noted()
+        op = ops.embed_for_tenants(self._embedder(), list(seen), batch_size=self.batch_size)
+        return self._passed(seen, *(await arun(self.conn, op)))
+
+    def _again(self) -> None:
+        self._dirty = True
+
     def _kick(self) -> None:
         self._dirty = True
         if self._task is None or self._task.done():
@@ -492,7 +543,7 @@ class AsyncConversations(_Base[AConn]):
                 self._settled.clear()
                 while True:  # until caught up, waiting out failures
                     try:
-                        self._succeeded(await self.aembed_pending())
+                        self._succeeded(await self._aembed_noted())
                         break
                     except Exception as exc:  # the graph must not fail; health shows it
                         delay = self._failed(exc)

@@ -453,3 +453,59 @@ def test_the_ttl_sweep_reclaims_every_tenants_expired_items(app_url: str, db: Da
     with psycopg.connect(db.url, row_factory=dict_row) as conn:  # the admin path: every row
         keys = values(conn, "SELECT key FROM memory_items WHERE prefix = 'notes' ORDER BY key")
     assert keys == ["live-alice", "live-bob"]
+
+
+#: Embedded / all messages of the embedder tests' threads, per owner.
+EMBEDDED_SQL = (
+    "SELECT m.owner_id, count(*) FILTER (WHERE m.embedding IS NOT NULL) AS done,"
+    " count(*) AS n FROM messages m JOIN sessions s ON s.id = m.session_id"
+    " WHERE s.thread_id LIKE 'e-%%' GROUP BY 1 ORDER BY 1"
+)
+
+
+async def embedded_per_owner(admin_url: str) -> list[tuple[str, int, int]]:
+    """What the background embedder has done, waited for (no flush(): that would embed in
+    the caller's scope, not the background's)."""
+    deadline = time.monotonic() + 20
+    with psycopg.connect(admin_url, row_factory=dict_row, autocommit=True) as admin:
+        while True:
+            rows = admin.execute(EMBEDDED_SQL).fetchall()
+            if all(r["done"] == r["n"] for r in rows) or time.monotonic() > deadline:
+                return [(r["owner_id"], r["done"], r["n"]) for r in rows]
+            await asyncio.sleep(0.1)
+
+
+def fake_embed(texts: list[str]) -> list[list[float]]:
+    return [[1.0, float(len(t)), 0.5] for t in texts]
+
+
+def embed_config(user: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": f"e-{user}"}, "metadata": {"user_id": user}}
+
+
+async def test_the_background_embedder_embeds_every_tenants_messages(
+    app_url: str, db: Database
+) -> None:
+    """One hub for every tenant (a scope per request): the embedder's thread acts for no
+    tenant, yet embeds each tenant's messages, acting for the tenants whose writes it saw."""
+    with Database.connect(app_url, max_size=4) as app:
+        app.conversations.embedder = fake_embed
+        graph = chat_graph(app, app.memory())
+        for user in TENANTS:
+            with app.tenant(user):
+                graph.invoke({"messages": [("user", secret(user))]}, embed_config(user))
+        assert await embedded_per_owner(db.url) == [("alice", 2, 2), ("bob", 2, 2)]
+        assert app.conversations.embedder_status().healthy
+
+
+async def test_the_async_background_embedder_embeds_every_tenants_messages(
+    app_url: str, db: Database
+) -> None:
+    async with AsyncDatabase.connect(app_url, max_size=4) as app:
+        app.conversations.embedder = fake_embed
+        graph = chat_builder().compile(checkpointer=app.checkpointer, store=app.memory())
+        for user in TENANTS:
+            async with app.tenant(user):
+                await graph.ainvoke({"messages": [("user", secret(user))]}, embed_config(user))
+        assert await embedded_per_owner(db.url) == [("alice", 2, 2), ("bob", 2, 2)]
+        assert app.conversations.embedder_status().healthy
