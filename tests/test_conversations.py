@@ -8,7 +8,7 @@ import hashlib
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypedDict
 
@@ -17,6 +17,7 @@ import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from savers import Side
 
 from langgraph_pgstore import (
     AsyncConversations,
@@ -108,14 +109,10 @@ class _Driver:
         self.target.embedder = fn
 
 
-@pytest.fixture(params=["sync", "async"])
-async def hub(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[Hub]:
-    if request.param == "sync":
-        with Database.connect(db_url, max_size=8) as db:
-            yield Hub(db)
-    else:
-        async with AsyncDatabase.connect(db_url, max_size=8) as adb:
-            yield Hub(adb)
+@pytest.fixture
+def hub(side: Side) -> Hub:
+    """The conversations API of ``side`` (sync then async), with this module's helpers."""
+    return Hub(side.db)
 
 
 def table_counts(url: str) -> dict[str, int]:

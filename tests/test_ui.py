@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ import httpx
 import pytest
 from fastapi import Cookie, FastAPI, HTTPException
 from pgtest import migrated_database
-from test_api import LiveServer, seed_rows
+from test_api import LiveServer, host_app, seed_rows
 from test_telemetry_fakes import UsageChatModel
 
-from langgraph_pgstore import AsyncDatabase, Database
+from langgraph_pgstore import Database
 from langgraph_pgstore.api import create_app, create_router
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,18 +83,7 @@ async def cookie_user(pgstore_user: str | None = Cookie(default=None)) -> str:
 
 def ui_host(url: str) -> FastAPI:
     """A host application mounting our router with the UI under /pgstore."""
-    holder: dict[str, AsyncDatabase] = {}
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> Any:
-        async with AsyncDatabase.connect(url, migrate=False) as db:
-            holder["db"] = db
-            yield
-
-    app = FastAPI(lifespan=lifespan)
-    router = create_router(lambda: holder["db"], auth=cookie_user, ui=True)
-    app.include_router(router, prefix="/pgstore")
-    return app
+    return host_app(url, cookie_user, ui=True)
 
 
 @pytest.fixture(scope="module")
