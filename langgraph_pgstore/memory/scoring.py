@@ -20,10 +20,12 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations
 from typing import Any
 
 from ..errors import InvalidInput
@@ -31,6 +33,7 @@ from .config import DistanceType, RankingConfig, SearchMode
 
 __all__ = [
     "Candidate",
+    "at_least",
     "decode_cursor",
     "encode_cursor",
     "fingerprint",
@@ -38,9 +41,12 @@ __all__ = [
     "rank",
     "relevance",
     "similarity",
+    "terms_needed",
 ]
 
 MAX_TERMS = 64
+#: Most term combinations :func:`at_least` writes into one tsquery.
+MAX_COMBINATIONS = 64
 _PHRASE = re.compile(r'"([^"]*)"')
 _WORD = re.compile(r"\w+")
 
@@ -116,6 +122,56 @@ def rank(candidates: Iterable[Candidate], ranking: RankingConfig, now: datetime)
             c.score = c.relevance
     out.sort(key=lambda c: c.sort_key)
     return out
+
+
+def terms_needed(
+    competitors: Sequence[Candidate],
+    *,
+    want: int,
+    floor: float | None,
+    n_terms: int,
+    keyword_weight: float,
+    ranking: RankingConfig,
+    min_score: float | None,
+    now: datetime,
+) -> int | None:
+    """How many of the query's ``n_terms`` terms an item must contain to make the first
+    ``want`` results of a hybrid search when the vector side did not return it.
+
+    Such an item is no more similar than ``floor``, the least similarity the vector side
+    returned (None: it returned everything, no bound), so its relevance is at most
+    ``1 - (1 - floor) * (1 - keyword_weight * coverage)``; it must still reach the
+    ``want``-th score among the ``competitors`` (ties included: keys break them) and
+    ``min_score``. None: no coverage is enough, the keyword side can be skipped. Exact up
+    to the vector index's approximation: the keyword side then reads only the items with
+    enough terms, not every match.
+    """
+    if floor is None or floor >= 1.0 or keyword_weight <= 0.0:
+        return 1
+    ordered = rank(competitors, ranking, now)
+    need = 0.0
+    if len(ordered) >= want:
+        need = ordered[want - 1].score
+        if ranking.active:  # importance and recency may add up to their whole weight
+            wi, wr = ranking.importance_weight, ranking.recency_weight
+            need = (need - wi - wr) / (1 - wi - wr)
+    need = max(need, min_score or 0.0)
+    coverage = (1.0 - (1.0 - need) / (1.0 - floor)) / keyword_weight
+    terms = max(math.ceil(coverage * n_terms - 1e-9), 1)
+    return terms if terms <= n_terms else None
+
+
+def at_least(terms: Sequence[str], m: int) -> str:
+    """A tsquery (text) matching the items that contain at least ``m`` of ``terms`` (each
+    a tsquery's text, as the server printed it): the OR of every ``m``-combination's AND,
+    which GIN answers from its posting lists. Past :data:`MAX_COMBINATIONS` it asks for
+    fewer terms (more matches, never fewer)."""
+    m = max(min(m, len(terms)), 1)
+    while m > 1 and math.comb(len(terms), m) > MAX_COMBINATIONS:
+        m -= 1
+    return " | ".join(
+        "(" + " & ".join(f"({t})" for t in combo) + ")" for combo in combinations(terms, m)
+    )
 
 
 def fingerprint(*parts: Any) -> str:

@@ -14,11 +14,20 @@ from psycopg.rows import DictRow
 from .._ops import Op as DbOp
 from .._ops import Query
 from . import sql as q
-from .config import StoreConfig
+from .config import SearchMode, StoreConfig
 from .filters import and_
 from .items import MemorySearchItem, Page, to_search_item
 from .ops import SearchPlan
-from .scoring import Candidate, encode_cursor, keyword_terms, rank, relevance, similarity
+from .scoring import (
+    Candidate,
+    at_least,
+    encode_cursor,
+    keyword_terms,
+    rank,
+    relevance,
+    similarity,
+    terms_needed,
+)
 from .vectors import Vec
 
 __all__ = ["Reads", "Searching"]
@@ -48,24 +57,44 @@ class Searching:
         seen = int(cur.get("n", op.offset))
         want = seen + op.limit
         pool = want * (4 if cfg.ranking.active else 1)
-        if plan.mode == "hybrid":
-            pool = max(pool, 2 * want)
         terms: tuple[str, list[str]] | None = None
         if plan.mode in ("keyword", "hybrid"):
             terms = keyword_terms(cast(str, op.query))
+        # hybrid over GIN: the vector side first, then only the keyword matches that could
+        # still make the page (scoring.terms_needed), rather than ranking every match
+        two_step = plan.mode == "hybrid" and qv is not None and bool(terms and terms[1])
+        two_step = two_step and not self.has_bm25
+        if plan.mode == "hybrid" and not two_step:
+            pool = max(pool, 2 * want)
+        now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
         found: list[Candidate] = []
         if pool and (qv is not None or (terms is not None and terms[1])):
-            rows = yield from self._hits(plan, qv, pool, terms)
-            for r in rows:
-                sim = None if r["dist"] is None else similarity(float(r["dist"]), cfg.distance)
-                cov = r.get("kw_cov")
-                rel = relevance(plan.mode, sim, cov, cfg.ranking.keyword_weight)
-                if rel is None or (plan.mode == "keyword" and not cov):
-                    continue  # no vector (index=False), or no query term
-                tiebreak = float(r["kw_rank"]) if plan.mode == "keyword" else 0.0
-                found.append(Candidate(r, rel, tiebreak))
+            rows = yield from self._hits(plan, qv, pool, terms, keyword_top=not two_step)
+            found = self._candidates(plan, rows)
+            if two_step and rows:
+                assert qv is not None
+                top = rows[0]
+                need = len(top["kw_terms"]) and terms_needed(
+                    [c for c in found if plan.min_score is None or c.relevance >= plan.min_score],
+                    want=want,
+                    # an item the vector side did not return is no closer than its last row
+                    floor=(
+                        similarity(float(top["c_worst"]), cfg.distance)
+                        if top["c_rows"] >= self._candidates_wanted(pool)
+                        else None
+                    ),
+                    n_terms=len(top["kw_terms"]),
+                    keyword_weight=cfg.ranking.keyword_weight,
+                    ranking=cfg.ranking,
+                    min_score=plan.min_score,
+                    now=now,
+                )
+                if need:
+                    have = [(r["prefix"], r["key"]) for r in rows]
+                    match = at_least(top["kw_terms"], need)
+                    more = yield from self._keyword_hits(plan, qv, pool, terms, match, have)
+                    found += self._candidates(plan, more)
         cands = [c for c in found if plan.min_score is None or c.relevance >= plan.min_score]
-        now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
         ordered = rank(cands, cfg.ranking, now)
         if plan.cursor is not None:
             after = (-cur["s"], -cur["r"], cur["p"], cur["k"])
@@ -89,6 +118,20 @@ class Searching:
                 }
             )
         return Page((to_search_item(c.row, c.score, c.relevance) for c in page), nxt)
+
+    def _candidates(self, plan: SearchPlan, rows: list[DictRow]) -> list[Candidate]:
+        """The rows that can be ranked in ``plan``'s mode, with their relevance."""
+        out = []
+        for r in rows:
+            dist = r["dist"]
+            sim = None if dist is None else similarity(float(dist), self.cfg.distance)
+            cov = r.get("kw_cov")
+            rel = relevance(cast(SearchMode, plan.mode), sim, cov, self.cfg.ranking.keyword_weight)
+            if rel is None or (plan.mode == "keyword" and not cov):
+                continue  # no vector (index=False), or no query term
+            tiebreak = float(r["kw_rank"]) if plan.mode == "keyword" else 0.0
+            out.append(Candidate(r, rel, tiebreak))
+        return out
 
     def _listing_op(
         self, op: SearchOp, plan: SearchPlan, reads: list[tuple[list[DictRow], bool]]
@@ -129,42 +172,72 @@ class Searching:
         qv: np.ndarray | None,
         k: int,
         terms: tuple[str, list[str]] | None,
+        *,
+        keyword_top: bool = True,
     ) -> DbOp[list[DictRow]]:
         """The candidates of a search with a query, in one statement (see
-        :func:`.sql.search_statement`). The vector side walks the HNSW index with iterative
-        scans (filters can't starve it); if a very selective filter still leaves it fewer
-        than ``k`` items, the statement runs again ranking every match exactly."""
+        :func:`.sql.search_statement`; ``keyword_top`` off: the vector side's only, with
+        their coverage). The vector side walks the HNSW index with iterative scans (filters
+        can't starve it); if a very selective filter still leaves it fewer than ``k`` items,
+        the statement runs again ranking every match exactly."""
         where, params = plan.where
         vector = qv is not None and plan.mode in ("vector", "hybrid")
         keyword = terms is not None and bool(terms[1])
-        bm25 = self.cfg.bm25_index if keyword and self.has_bm25 else None
+        kw_side = keyword and keyword_top
+        bm25 = self.cfg.bm25_index if kw_side and self.has_bm25 else None
         args: list[Any] = []
         if keyword:
-            assert terms is not None
-            args += [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]
+            args += self._kq_args(terms)
         if vector:
             assert self.vec is not None and qv is not None
             vt = Vec(qv)
-            # any field of an item may come up; a half-precision order is re-ranked
-            cand = k * max(len(self.cfg.fields), 1)
-            if self.cfg.vector_type == "halfvec":
-                cand += max(k // 2, 10)
-            args += [vt, *params, vt, cand, k]
+            cand = self._candidates_wanted(k)
+            # the first step of a two-step hybrid search keeps them all (see _search_op)
+            args += [vt, *params, vt, cand, k if keyword_top else cand]
             yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
-        if keyword:
+        if kw_side:
             assert terms is not None
             text = " ".join(terms[1])
             args += [text, *params, text, k] if bm25 else [*params, k]
-        if vector and keyword:
+        if vector and kw_side:
             args.append(vt)
-        stmt = q.search_statement(self.vec, where, vector=vector, keyword=keyword, bm25_index=bm25)
-        rows = yield Query(stmt, args)
+        flags = {"vector": vector, "keyword": keyword, "keyword_top": kw_side, "bm25_index": bm25}
+        rows = yield Query(q.search_statement(self.vec, where, **flags), args)
         exact = vector and params and sum(r["by_vector"] for r in rows) < k
-        if vector and plan.filtered and (exact or not plan.last):  # else the commit resets
-            yield Query(q.RESET_KNOBS)
+        if vector and plan.filtered and (exact or not plan.last or not keyword_top):
+            yield Query(q.RESET_KNOBS)  # else the commit resets them
         if exact:
-            stmt = q.search_statement(
-                self.vec, where, vector=True, keyword=keyword, exact=True, bm25_index=bm25
-            )
-            rows = yield Query(stmt, args)
+            rows = yield Query(q.search_statement(self.vec, where, exact=True, **flags), args)
         return rows
+
+    def _candidates_wanted(self, k: int) -> int:
+        """Rows the vector side takes from the index for ``k`` items: any field of an item
+        may come up, and a half-precision order is re-ranked."""
+        cand = k * max(len(self.cfg.fields), 1)
+        if self.cfg.vector_type == "halfvec":
+            cand += max(k // 2, 10)
+        return cand
+
+    def _keyword_hits(
+        self,
+        plan: SearchPlan,
+        qv: np.ndarray,
+        k: int,
+        terms: tuple[str, list[str]] | None,
+        match: str,
+        have: list[tuple[str, str]],
+    ) -> DbOp[list[DictRow]]:
+        """A hybrid search's second step: the ``k`` best items matching ``match`` (those
+        with enough query terms) that the first step did not return (``have``), by
+        coverage, with their distance."""
+        where, params = and_(
+            plan.where,
+            (q.NOT_AMONG, [[p for p, _ in have], [k for _, k in have]]),
+        )
+        stmt = q.search_statement(self.vec, where, vector=False, keyword=True, at_least=True)
+        args = [*self._kq_args(terms), match, *params, k, Vec(qv)]
+        return (yield Query(stmt, args))
+
+    def _kq_args(self, terms: tuple[str, list[str]] | None) -> list[Any]:
+        assert terms is not None
+        return [self.cfg.ts_config, terms[0], terms[1], self.cfg.ts_config]

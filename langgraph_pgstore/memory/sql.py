@@ -20,6 +20,7 @@ __all__ = [
     "ITEMS",
     "LIVE",
     "MERGE_DUPLICATE",
+    "NOT_AMONG",
     "UPSERT_ITEMS",
     "VectorSQL",
     "delete_by_source",
@@ -229,6 +230,10 @@ def set_iterative(ef_search: int, *, knobs: bool) -> sql.SQL:
 
 RESET_KNOBS = "SELECT " + ", ".join(f"set_config('{k}', 'on', true)" for k in _VECTOR_KNOBS)
 
+#: Not among the given items (params: prefixes, keys): what a hybrid search's second step
+#: skips, since its first step returned them.
+NOT_AMONG = sql.SQL("(i.prefix, i.key) NOT IN (SELECT * FROM unnest(%s::text[], %s::text[]))")
+
 #: Per-row keyword coverage: the share of the query's terms the item contains.
 _COVERAGE = sql.SQL(
     "((SELECT count(*) FROM unnest(kq.terms) AS t(q) WHERE i.search_tsv @@ t.q)::float8"
@@ -311,6 +316,8 @@ def search_statement(
     *,
     vector: bool,
     keyword: bool,
+    keyword_top: bool = True,
+    at_least: bool = False,
     exact: bool = False,
     bm25_index: str | None = None,
 ) -> sql.Composed:
@@ -318,23 +325,31 @@ def search_statement(
 
     Vector side (``vector``): ``c`` walks the HNSW index (``exact``: ranks every match
     instead), ``b`` keeps each item's best field, the k best. Keyword side (``keyword``):
-    ``kw`` takes the k best matches, from pg_textsearch's BM25 index (``bm25_index``: fast
-    top-k) or the GIN index on ``search_tsv`` (every match, by coverage then ``ts_rank``).
-    Both in hybrid mode; the final select joins the union to the items by primary key::
+    ``kq`` parses the query; unless ``keyword_top`` is off, ``kw`` takes the k best matches,
+    from pg_textsearch's BM25 index (``bm25_index``: fast top-k) or the GIN index on
+    ``search_tsv`` (by coverage then ``ts_rank``; ``at_least``: only the items matching a
+    given tsquery, see :func:`.scoring.at_least`, so GIN skips the items that can't make the
+    page instead of ranking every match). The final select joins the candidates to the
+    items by primary key::
 
         WITH [kq AS (..),] [c AS (..), b AS (..),] [kw AS (..)]
-        SELECT items, dist, kw_cov, kw_rank, by_vector FROM (b UNION kw) u JOIN memory_items i
+        SELECT items, dist, [kw_cov, kw_rank, [kw_terms, c_rows, c_worst,]] by_vector
+        FROM (b UNION kw) u JOIN memory_items i
 
-    ``dist`` is b's (a keyword-only candidate of a hybrid search: computed, NULL without a
-    vector), ``kw_cov`` the share of query terms the item has, ``kw_rank`` its ``ts_rank``
-    (per item, so the order stays stable under inserts, unlike BM25's corpus statistics).
+    ``dist`` is b's (a keyword candidate of a hybrid search, or with ``at_least``:
+    computed, NULL without a vector), ``kw_cov`` the share of query terms the item has,
+    ``kw_rank`` its ``ts_rank`` (per item, so the order stays stable under inserts, unlike
+    BM25's corpus statistics),
+    ``kw_terms`` the parsed terms (as tsquery text), ``c_rows`` and ``c_worst`` the number of
+    rows ``c`` found and their greatest distance, when the vector side has no ``kw``.
 
     Params, in order: [cfg, or-query, terms, cfg] (keyword side); [vector, where's, vector,
-    candidates, k] (vector side); [where's, k] or, with BM25, [text, where's, text, k]
-    (keyword side); [vector] (hybrid).
+    candidates, k] (vector side); [where's, k], with ``at_least`` [tsquery, where's, k], or,
+    with BM25, [text, where's, text, k] (``kw``); [vector] (both sides, or ``at_least``).
     """
     ctes: list[sql.Composable] = []
     cols: list[sql.Composable] = [ITEMS]
+    kw_side = keyword and keyword_top
     if keyword:
         ctes.append(_KQ)
     if vector:
@@ -353,7 +368,7 @@ def search_statement(
                 w=where,
             )
         )
-    if keyword:
+    if kw_side:
         if bm25_index is not None:
             score = sql.SQL("(i.search_text <@> to_bm25query(%s, {idx}))").format(
                 idx=sql.Literal(bm25_index)
@@ -365,11 +380,11 @@ def search_statement(
         else:
             kw = sql.SQL(
                 "kw AS MATERIALIZED (SELECT i.prefix, i.key FROM memory_items i, kq"
-                " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ kq.q AND {w}"
+                " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ {match} AND {w}"
                 " ORDER BY {cov} DESC, ts_rank(i.search_tsv, kq.q) DESC LIMIT %s)"
-            ).format(w=where, cov=_COVERAGE)
+            ).format(match=sql.SQL("%s::tsquery" if at_least else "kq.q"), w=where, cov=_COVERAGE)
         ctes.append(kw)
-    if vector and keyword:
+    if vector and kw_side:
         assert vec is not None
         cols.append(sql.SQL("coalesce(b.dist, {}) AS dist").format(vec.distance_of_item()))
         source = sql.SQL(
@@ -380,14 +395,22 @@ def search_statement(
         cols.append(sql.SQL("u.dist"))
         source = sql.SQL("b AS u")
     else:
-        cols.append(sql.SQL("NULL::float8 AS dist"))
+        dist = vec.distance_of_item() if at_least and vec else sql.SQL("NULL::float8")
+        cols.append(sql.SQL("{} AS dist").format(dist))
         source = sql.SQL("kw AS u")
     if keyword:
         cols += [
             sql.SQL("{} AS kw_cov").format(_COVERAGE),
             sql.SQL("ts_rank(i.search_tsv, kq.q) AS kw_rank"),
         ]
-    by_vector = "b.key IS NOT NULL" if vector and keyword else "true" if vector else "false"
+        if vector and not kw_side:  # what the second step of a hybrid search needs
+            cols.append(
+                sql.SQL(
+                    "kq.terms::text[] AS kw_terms, (SELECT count(*) FROM c) AS c_rows,"
+                    " (SELECT max(dist) FROM c) AS c_worst"
+                )
+            )
+    by_vector = "b.key IS NOT NULL" if vector and kw_side else "true" if vector else "false"
     cols.append(sql.SQL(by_vector + " AS by_vector"))
     return sql.SQL(
         "WITH {ctes} SELECT {cols} FROM {source}"
