@@ -4,6 +4,7 @@ relevance and order (``scoring``), and pages with a keyset cursor; listings with
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
@@ -201,13 +202,21 @@ class Searching:
             args += [text, *params, text, k] if bm25 else [*params, k]
         if vector and kw_side:
             args.append(vt)
-        flags = {"vector": vector, "keyword": keyword, "keyword_top": kw_side, "bm25_index": bm25}
-        rows = yield Query(q.search_statement(self.vec, where, **flags), args)
+        stmt = partial(
+            q.search_statement,
+            self.vec,
+            where,
+            vector=vector,
+            keyword=keyword,
+            keyword_top=kw_side,
+            bm25_index=bm25,
+        )
+        rows = yield Query(stmt(), args)
         exact = vector and params and sum(r["by_vector"] for r in rows) < k
         if vector and plan.filtered and (exact or not plan.last or not keyword_top):
             yield Query(q.RESET_KNOBS)  # else the commit resets them
         if exact:
-            rows = yield Query(q.search_statement(self.vec, where, exact=True, **flags), args)
+            rows = yield Query(stmt(exact=True), args)
         return rows
 
     def _candidates_wanted(self, k: int) -> int:
