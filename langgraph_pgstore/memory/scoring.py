@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations
 from typing import Any
 
 from ..errors import InvalidInput
@@ -33,7 +32,6 @@ from .config import DistanceType, RankingConfig, SearchMode
 
 __all__ = [
     "Candidate",
-    "at_least",
     "decode_cursor",
     "encode_cursor",
     "fingerprint",
@@ -45,8 +43,6 @@ __all__ = [
 ]
 
 MAX_TERMS = 64
-#: Most term combinations :func:`at_least` writes into one tsquery.
-MAX_COMBINATIONS = 64
 _PHRASE = re.compile(r'"([^"]*)"')
 _WORD = re.compile(r"\w+")
 
@@ -142,9 +138,9 @@ def terms_needed(
     returned (None: it returned everything, no bound), so its relevance is at most
     ``1 - (1 - floor) * (1 - keyword_weight * coverage)``; it must still reach the
     ``want``-th score among the ``competitors`` (ties included: keys break them) and
-    ``min_score``. None: no coverage is enough, the keyword side can be skipped. Exact up
-    to the vector index's approximation: the keyword side then reads only the items with
-    enough terms, not every match.
+    ``min_score``. None: no coverage is enough. Exact up to the vector index's
+    approximation, so a hybrid search reads the items with a single query term only when
+    this says 1.
     """
     if floor is None or floor >= 1.0 or keyword_weight <= 0.0:
         return 1
@@ -159,19 +155,6 @@ def terms_needed(
     coverage = (1.0 - (1.0 - need) / (1.0 - floor)) / keyword_weight
     terms = max(math.ceil(coverage * n_terms - 1e-9), 1)
     return terms if terms <= n_terms else None
-
-
-def at_least(terms: Sequence[str], m: int) -> str:
-    """A tsquery (text) matching the items that contain at least ``m`` of ``terms`` (each
-    a tsquery's text, as the server printed it): the OR of every ``m``-combination's AND,
-    which GIN answers from its posting lists. Past :data:`MAX_COMBINATIONS` it asks for
-    fewer terms (more matches, never fewer)."""
-    m = max(min(m, len(terms)), 1)
-    while m > 1 and math.comb(len(terms), m) > MAX_COMBINATIONS:
-        m -= 1
-    return " | ".join(
-        "(" + " & ".join(f"({t})" for t in combo) + ")" for combo in combinations(terms, m)
-    )
 
 
 def fingerprint(*parts: Any) -> str:

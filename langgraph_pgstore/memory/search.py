@@ -21,7 +21,6 @@ from .items import MemorySearchItem, Page, to_search_item
 from .ops import SearchPlan
 from .scoring import (
     Candidate,
-    at_least,
     encode_cursor,
     keyword_terms,
     rank,
@@ -32,6 +31,10 @@ from .scoring import (
 from .vectors import Vec
 
 __all__ = ["Reads", "Searching"]
+
+#: A hybrid search ranks its keyword matches by relevance (similarity and coverage), but
+#: reads only the best ``KEYWORD_READ`` times the page by coverage and ``ts_rank`` first.
+KEYWORD_READ = 4
 
 #: Rows a read returned, and whether they renew their TTL: the access notes of a batch.
 Reads = list[tuple[list[DictRow], bool]]
@@ -61,8 +64,8 @@ class Searching:
         terms: tuple[str, list[str]] | None = None
         if plan.mode in ("keyword", "hybrid"):
             terms = keyword_terms(cast(str, op.query))
-        # hybrid over GIN: the vector side first, then only the keyword matches that could
-        # still make the page (scoring.terms_needed), rather than ranking every match
+        # hybrid over GIN: the vector side and the items with two or more query terms, and
+        # only if some item with one term could still make the page, every match
         two_step = plan.mode == "hybrid" and qv is not None and bool(terms and terms[1])
         two_step = two_step and not self.has_bm25
         if plan.mode == "hybrid" and not two_step:
@@ -70,31 +73,13 @@ class Searching:
         now = datetime.fromtimestamp(cur["t"], UTC) if "t" in cur else datetime.now(UTC)
         found: list[Candidate] = []
         if pool and (qv is not None or (terms is not None and terms[1])):
-            rows = yield from self._hits(plan, qv, pool, terms, keyword_top=not two_step)
+            rows = yield from self._hits(plan, qv, pool, terms, pairs=two_step)
             found = self._candidates(plan, rows)
-            if two_step and rows:
+            if two_step and rows and self._one_term_may_rank(plan, rows, found, want, pool, now):
                 assert qv is not None
-                top = rows[0]
-                need = len(top["kw_terms"]) and terms_needed(
-                    [c for c in found if plan.min_score is None or c.relevance >= plan.min_score],
-                    want=want,
-                    # an item the vector side did not return is no closer than its last row
-                    floor=(
-                        similarity(float(top["c_worst"]), cfg.distance)
-                        if top["c_rows"] >= self._candidates_wanted(pool)
-                        else None
-                    ),
-                    n_terms=len(top["kw_terms"]),
-                    keyword_weight=cfg.ranking.keyword_weight,
-                    ranking=cfg.ranking,
-                    min_score=plan.min_score,
-                    now=now,
-                )
-                if need:
-                    have = [(r["prefix"], r["key"]) for r in rows]
-                    match = at_least(top["kw_terms"], need)
-                    more = yield from self._keyword_hits(plan, qv, pool, terms, match, have)
-                    found += self._candidates(plan, more)
+                have = [(r["prefix"], r["key"]) for r in rows]
+                more = yield from self._keyword_hits(plan, qv, pool, terms, have)
+                found += self._candidates(plan, more)
         cands = [c for c in found if plan.min_score is None or c.relevance >= plan.min_score]
         ordered = rank(cands, cfg.ranking, now)
         if plan.cursor is not None:
@@ -174,18 +159,17 @@ class Searching:
         k: int,
         terms: tuple[str, list[str]] | None,
         *,
-        keyword_top: bool = True,
+        pairs: bool = False,
     ) -> DbOp[list[DictRow]]:
         """The candidates of a search with a query, in one statement (see
-        :func:`.sql.search_statement`; ``keyword_top`` off: the vector side's only, with
-        their coverage). The vector side walks the HNSW index with iterative scans (filters
-        can't starve it); if a very selective filter still leaves it fewer than ``k`` items,
-        the statement runs again ranking every match exactly."""
+        :func:`.sql.search_statement`; ``pairs``: a hybrid search's first step). The vector
+        side walks the HNSW index with iterative scans (filters can't starve it); if a very
+        selective filter still leaves it fewer than ``k`` items, the statement runs again
+        ranking every match exactly."""
         where, params = plan.where
         vector = qv is not None and plan.mode in ("vector", "hybrid")
         keyword = terms is not None and bool(terms[1])
-        kw_side = keyword and keyword_top
-        bm25 = self.cfg.bm25_index if kw_side and self.has_bm25 else None
+        bm25 = self.cfg.bm25_index if keyword and self.has_bm25 else None
         args: list[Any] = []
         if keyword:
             args += self._kq_args(terms)
@@ -193,14 +177,17 @@ class Searching:
             assert self.vec is not None and qv is not None
             vt = Vec(qv)
             cand = self._candidates_wanted(k)
-            # the first step of a two-step hybrid search keeps them all (see _search_op)
-            args += [vt, *params, vt, cand, k if keyword_top else cand]
+            # a hybrid search's first step keeps them all (its bound, see _search_op)
+            args += [vt, *params, vt, cand, cand if pairs else k]
             yield Query(q.set_iterative(max(self.cfg.ef_search, cand), knobs=plan.filtered))
-        if kw_side:
+        if keyword:
             assert terms is not None
             text = " ".join(terms[1])
-            args += [text, *params, text, k] if bm25 else [*params, k]
-        if vector and kw_side:
+            # pairs are ranked by relevance, which needs each one's distance: more of them
+            args += (
+                [text, *params, text, k] if bm25 else [*params, KEYWORD_READ * k if pairs else k]
+            )
+        if vector and keyword:
             args.append(vt)
         stmt = partial(
             q.search_statement,
@@ -208,13 +195,15 @@ class Searching:
             where,
             vector=vector,
             keyword=keyword,
-            keyword_top=kw_side,
+            pairs=pairs,
             bm25_index=bm25,
         )
         rows = yield Query(stmt(), args)
         exact = vector and params and sum(r["by_vector"] for r in rows) < k
-        if vector and plan.filtered and (exact or not plan.last or not keyword_top):
-            yield Query(q.RESET_KNOBS)  # else the commit resets them
+        if vector and plan.filtered and (exact or not plan.last):
+            # else the commit resets them (a hybrid search's second step plans the same
+            # with them: GIN bitmap, primary-key probes)
+            yield Query(q.RESET_KNOBS)
         if exact:
             rows = yield Query(stmt(exact=True), args)
         return rows
@@ -227,24 +216,51 @@ class Searching:
             cand += max(k // 2, 10)
         return cand
 
+    def _one_term_may_rank(
+        self,
+        plan: SearchPlan,
+        rows: list[DictRow],
+        found: list[Candidate],
+        want: int,
+        pool: int,
+        now: datetime,
+    ) -> bool:
+        """Whether an item with a single query term, which a hybrid search's first step
+        does not read, could still make its first ``want`` results (see
+        :func:`.scoring.terms_needed`)."""
+        top, cfg = rows[0], self.cfg
+        if not top["n_terms"]:
+            return False  # every word of the query is a stop word
+        filled = top["c_rows"] >= self._candidates_wanted(pool)
+        need = terms_needed(
+            [c for c in found if plan.min_score is None or c.relevance >= plan.min_score],
+            want=want,
+            # an item the vector side did not return is no closer than its last row
+            floor=similarity(float(top["c_worst"]), cfg.distance) if filled else None,
+            n_terms=int(top["n_terms"]),
+            keyword_weight=cfg.ranking.keyword_weight,
+            ranking=cfg.ranking,
+            min_score=plan.min_score,
+            now=now,
+        )
+        return need == 1
+
     def _keyword_hits(
         self,
         plan: SearchPlan,
         qv: np.ndarray,
         k: int,
         terms: tuple[str, list[str]] | None,
-        match: str,
         have: list[tuple[str, str]],
     ) -> DbOp[list[DictRow]]:
-        """A hybrid search's second step: the ``k`` best items matching ``match`` (those
-        with enough query terms) that the first step did not return (``have``), by
-        coverage, with their distance."""
+        """A hybrid search's second step: the ``k`` best keyword matches the first step
+        did not return (``have``), by coverage, with their distance."""
         where, params = and_(
             plan.where,
             (q.NOT_AMONG, [[p for p, _ in have], [k for _, k in have]]),
         )
-        stmt = q.search_statement(self.vec, where, vector=False, keyword=True, at_least=True)
-        args = [*self._kq_args(terms), match, *params, k, Vec(qv)]
+        stmt = q.search_statement(self.vec, where, vector=False, keyword=True, distance=True)
+        args = [*self._kq_args(terms), *params, KEYWORD_READ * k, Vec(qv)]
         return (yield Query(stmt, args))
 
     def _kq_args(self, terms: tuple[str, list[str]] | None) -> list[Any]:

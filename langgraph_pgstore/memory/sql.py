@@ -18,6 +18,7 @@ __all__ = [
     "GET_ITEMS",
     "INSERT_VECTOR",
     "ITEMS",
+    "KEYWORD_QUERY",
     "LIVE",
     "MERGE_DUPLICATE",
     "NOT_AMONG",
@@ -239,11 +240,19 @@ _COVERAGE = sql.SQL(
     "((SELECT count(*) FROM unnest(kq.terms) AS t(q) WHERE i.search_tsv @@ t.q)::float8"
     " / greatest(cardinality(kq.terms), 1))"
 )
-#: The keyword query, once per statement: the OR of all terms and each term alone.
-_KQ = sql.SQL(
-    "kq AS MATERIALIZED (SELECT websearch_to_tsquery(%s::regconfig, %s) AS q,"
+#: The keyword query, once per statement: the OR of all terms, each term alone, and
+#: ``pairs``: the items with at least two of the terms (the OR of every two terms' AND,
+#: which GIN answers from its posting lists; past 11 terms, 55 pairs, every match).
+#: ``OFFSET 0`` keeps the planner from copying the terms' subquery into each use.
+KEYWORD_QUERY = sql.SQL(
+    "kq AS MATERIALIZED (SELECT k.*, CASE WHEN cardinality(k.terms) <= 11 THEN"
+    " (SELECT string_agg('(' || a.t::text || ') & (' || b.t::text || ')', ' | ')::tsquery"
+    " FROM unnest(k.terms) WITH ORDINALITY AS a(t, n)"
+    " JOIN unnest(k.terms) WITH ORDINALITY AS b(t, n) ON a.n < b.n) ELSE k.q END AS pairs"
+    " FROM (SELECT websearch_to_tsquery(%s::regconfig, %s) AS q,"
     " ARRAY(SELECT t FROM unnest(%s::text[]) AS w(x),"
-    " websearch_to_tsquery(%s::regconfig, w.x) AS t WHERE numnode(t) > 0) AS terms)"
+    " websearch_to_tsquery(%s::regconfig, w.x) AS t WHERE numnode(t) > 0) AS terms"
+    " OFFSET 0) AS k)"
 )
 
 
@@ -316,8 +325,8 @@ def search_statement(
     *,
     vector: bool,
     keyword: bool,
-    keyword_top: bool = True,
-    at_least: bool = False,
+    pairs: bool = False,
+    distance: bool = False,
     exact: bool = False,
     bm25_index: str | None = None,
 ) -> sql.Composed:
@@ -325,33 +334,30 @@ def search_statement(
 
     Vector side (``vector``): ``c`` walks the HNSW index (``exact``: ranks every match
     instead), ``b`` keeps each item's best field, the k best. Keyword side (``keyword``):
-    ``kq`` parses the query; unless ``keyword_top`` is off, ``kw`` takes the k best matches,
-    from pg_textsearch's BM25 index (``bm25_index``: fast top-k) or the GIN index on
-    ``search_tsv`` (by coverage then ``ts_rank``; ``at_least``: only the items matching a
-    given tsquery, see :func:`.scoring.at_least`, so GIN skips the items that can't make the
-    page instead of ranking every match). The final select joins the candidates to the
-    items by primary key::
+    ``kw`` takes the k best matches, from pg_textsearch's BM25 index (``bm25_index``: fast
+    top-k) or the GIN index on ``search_tsv``, by coverage then ``ts_rank``: of every match,
+    or (``pairs``) only of the items with at least two query terms, which GIN finds
+    without reading the others (the first step of a hybrid search, see ``search.py``).
+    The final select joins the candidates to the items by primary key::
 
         WITH [kq AS (..),] [c AS (..), b AS (..),] [kw AS (..)]
-        SELECT items, dist, [kw_cov, kw_rank, [kw_terms, c_rows, c_worst,]] by_vector
+        SELECT items, dist, [kw_cov, kw_rank,] by_vector[, n_terms, c_rows, c_worst]
         FROM (b UNION kw) u JOIN memory_items i
 
-    ``dist`` is b's (a keyword candidate of a hybrid search, or with ``at_least``:
+    ``dist`` is b's (a keyword candidate of a hybrid search, or with ``distance``:
     computed, NULL without a vector), ``kw_cov`` the share of query terms the item has,
     ``kw_rank`` its ``ts_rank`` (per item, so the order stays stable under inserts, unlike
-    BM25's corpus statistics),
-    ``kw_terms`` the parsed terms (as tsquery text), ``c_rows`` and ``c_worst`` the number of
-    rows ``c`` found and their greatest distance, when the vector side has no ``kw``.
+    BM25's corpus statistics); with ``pairs``, the number of query terms, and the number
+    of rows ``c`` found and their greatest distance.
 
     Params, in order: [cfg, or-query, terms, cfg] (keyword side); [vector, where's, vector,
-    candidates, k] (vector side); [where's, k], with ``at_least`` [tsquery, where's, k], or,
-    with BM25, [text, where's, text, k] (``kw``); [vector] (both sides, or ``at_least``).
+    candidates, k] (vector side); [where's, k] or, with BM25, [text, where's, text, k]
+    (keyword side); [vector] (both sides, or ``distance``).
     """
     ctes: list[sql.Composable] = []
     cols: list[sql.Composable] = [ITEMS]
-    kw_side = keyword and keyword_top
     if keyword:
-        ctes.append(_KQ)
+        ctes.append(KEYWORD_QUERY)
     if vector:
         assert vec is not None
         ctes.append(
@@ -368,7 +374,7 @@ def search_statement(
                 w=where,
             )
         )
-    if kw_side:
+    if keyword:
         if bm25_index is not None:
             score = sql.SQL("(i.search_text <@> to_bm25query(%s, {idx}))").format(
                 idx=sql.Literal(bm25_index)
@@ -380,11 +386,11 @@ def search_statement(
         else:
             kw = sql.SQL(
                 "kw AS MATERIALIZED (SELECT i.prefix, i.key FROM memory_items i, kq"
-                " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ {match} AND {w}"
+                " WHERE numnode(kq.q) > 0 AND i.search_tsv @@ kq.{m} AND {w}"
                 " ORDER BY {cov} DESC, ts_rank(i.search_tsv, kq.q) DESC LIMIT %s)"
-            ).format(match=sql.SQL("%s::tsquery" if at_least else "kq.q"), w=where, cov=_COVERAGE)
+            ).format(m=sql.SQL("pairs" if pairs else "q"), w=where, cov=_COVERAGE)
         ctes.append(kw)
-    if vector and kw_side:
+    if vector and keyword:
         assert vec is not None
         cols.append(sql.SQL("coalesce(b.dist, {}) AS dist").format(vec.distance_of_item()))
         source = sql.SQL(
@@ -395,7 +401,7 @@ def search_statement(
         cols.append(sql.SQL("u.dist"))
         source = sql.SQL("b AS u")
     else:
-        dist = vec.distance_of_item() if at_least and vec else sql.SQL("NULL::float8")
+        dist = vec.distance_of_item() if distance and vec else sql.SQL("NULL::float8")
         cols.append(sql.SQL("{} AS dist").format(dist))
         source = sql.SQL("kw AS u")
     if keyword:
@@ -403,15 +409,15 @@ def search_statement(
             sql.SQL("{} AS kw_cov").format(_COVERAGE),
             sql.SQL("ts_rank(i.search_tsv, kq.q) AS kw_rank"),
         ]
-        if vector and not kw_side:  # what the second step of a hybrid search needs
-            cols.append(
-                sql.SQL(
-                    "kq.terms::text[] AS kw_terms, (SELECT count(*) FROM c) AS c_rows,"
-                    " (SELECT max(dist) FROM c) AS c_worst"
-                )
-            )
-    by_vector = "b.key IS NOT NULL" if vector and kw_side else "true" if vector else "false"
+    by_vector = "b.key IS NOT NULL" if vector and keyword else "true" if vector else "false"
     cols.append(sql.SQL(by_vector + " AS by_vector"))
+    if vector and pairs:  # what the second step of a hybrid search needs
+        cols.append(
+            sql.SQL(
+                "cardinality(kq.terms) AS n_terms, (SELECT count(*) FROM c) AS c_rows,"
+                " (SELECT max(dist) FROM c) AS c_worst"
+            )
+        )
     return sql.SQL(
         "WITH {ctes} SELECT {cols} FROM {source}"
         " JOIN memory_items i ON i.prefix = u.prefix AND i.key = u.key{kq}"
