@@ -152,8 +152,8 @@ class StoreOptions(TypedDict, total=False):
     """Value field holding the item's importance in [0, 1] (ranking)."""
     ef_search: int
     """HNSW search breadth (default 40, as pgvector and PostgresStore; at least the
-    candidates a page needs); iterative
-    scans go on past it when filters reject candidates."""
+    candidates a page needs); iterative scans go on past it when filters reject
+    candidates."""
     max_value_bytes: int
     """Largest JSON value accepted, in bytes (default 4 MiB)."""
 
