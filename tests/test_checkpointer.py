@@ -20,7 +20,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
 from savers import Side
 
-from langgraph_pgstore import SerializationError
+from langgraph_pgstore import InvalidInput, SerializationError
 
 
 class State(TypedDict):
@@ -91,6 +91,62 @@ async def test_a_write_blocked_in_the_database_holds_up_no_other_thread(
     for thread in ("slow", "fast"):
         items = (await side.state(graph, cfg(thread))).values["items"]
         assert items == ["x", "a", "b", "y", "a", "b"]
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+async def test_a_tasks_writes_commit_with_the_next_checkpoint(
+    side: Side, db_url: str, durability: str
+) -> None:
+    """Each super-step's writes ride with the checkpoint that follows them: the writes rows
+    of every checkpoint and its child checkpoint's row come from one transaction."""
+    side.checkpointer.coalescer.wait = 5.0  # a slow test machine still meets every put
+    graph = build().compile(checkpointer=side.checkpointer)
+    thread = f"ride-{durability}"
+    cfg: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    for value in ("x", "y"):
+        await side.invoke(graph, {"items": [value]}, cfg, durability=durability)
+    with psycopg.connect(db_url) as conn:
+        pairs = conn.execute(
+            """SELECT DISTINCT w.xmin::text, c.xmin::text FROM checkpoint_writes w
+               JOIN checkpoints c ON c.thread_id = w.thread_id
+                AND c.parent_checkpoint_id = w.checkpoint_id
+               WHERE w.thread_id = %s""",
+            (thread,),
+        ).fetchall()
+    assert len(pairs) == 6  # input, a, b; twice
+    assert all(writes == checkpoint for writes, checkpoint in pairs)
+
+
+async def test_writes_survive_the_failure_of_the_checkpoint_they_ride_with(
+    side: Side, db_url: str
+) -> None:
+    """When the joint write fails (here a CHECK constraint refuses the checkpoint row), the
+    writes that waited for it are written alone: nothing is lost."""
+    saver = side.checkpointer
+    saver.coalescer.wait = 5.0
+    graph = build().compile(checkpointer=saver)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "ride-fails"}}
+    await side.invoke(graph, {"items": ["x"]}, cfg)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE checkpoints ADD CONSTRAINT refuse"
+            " CHECK (metadata ->> 'note' IS DISTINCT FROM 'refuse') NOT VALID"
+        )
+    parent = (await side.saver("get_tuple", cfg)).config
+    writes = [("items", ["late"])]
+    if side.is_async:
+        offered = asyncio.ensure_future(saver.aput_writes(parent, writes, "task-1"))
+    else:
+        put_writes = saver.put_writes
+        offered = asyncio.ensure_future(asyncio.to_thread(put_writes, parent, writes, "task-1"))
+    while not saver.coalescer._offers:  # until the writes wait for their checkpoint
+        await asyncio.sleep(0.01)
+    checkpoint = {**(await side.saver("get_tuple", parent)).checkpoint, "id": str(uuid.uuid4())}
+    with pytest.raises(InvalidInput):
+        await side.saver("put", parent, checkpoint, {"note": "refuse"}, {})
+    await asyncio.wait_for(offered, 10)
+    pending = (await side.saver("get_tuple", parent)).pending_writes
+    assert pending == [("task-1", "items", ["late"])]
 
 
 async def test_copy_delete_for_runs_and_retention(side: Side) -> None:

@@ -22,6 +22,7 @@ from psycopg.rows import DictRow, dict_row
 
 from .._ops import aconnection, arun
 from . import base, history
+from .coalesce import Coalescer
 from .writes import Write, put_write, writes_write
 
 __all__ = ["AsyncPgCheckpointer"]
@@ -108,7 +109,13 @@ class AsyncPgCheckpointer(base.SaverBase, AsyncPostgresSaver):
     ) -> RunnableConfig:
         args = (config, checkpoint, metadata, new_versions)
         write, saved = put_write(self, self.recorder, *args)
-        await self._awrite(write)
+        offers = self.coalescer.take(write)
+        try:
+            await self._awrite(write)
+        except BaseException as exc:
+            Coalescer.settle(offers, exc)
+            raise
+        Coalescer.settle(offers)
         return saved
 
     @base.translated
@@ -119,7 +126,20 @@ class AsyncPgCheckpointer(base.SaverBase, AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._awrite(writes_write(self, config, writes, task_id, task_path))
+        write = writes_write(self, config, writes, task_id, task_path)
+        offer = self.coalescer.offer(write, asyncio.Event())
+        if offer is not None:
+            done = cast(asyncio.Event, offer.done)
+            try:
+                await asyncio.wait_for(done.wait(), self.coalescer.wait)
+                taken = True
+            except TimeoutError:
+                taken = not self.coalescer.withdraw(offer)
+            if taken:
+                await done.wait()  # a put took it: it settles it, whatever happens
+                if offer.error is None:
+                    return  # committed with the checkpoint
+        await self._awrite(write)
 
     @base.translated
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

@@ -34,6 +34,7 @@ from .. import tenancy
 from .._ops import Op, Query, retry_pause
 from ..conversations.recorder import MessageRecorder
 from ..errors import InvalidInput, PgStoreError, SerializationError, translate_error
+from .coalesce import Coalescer
 
 #: ``(tenant, owner)`` of a transaction; ``(None, None)`` sends nothing.
 Scope = tuple[str | None, str | None]
@@ -286,6 +287,8 @@ class SaverBase:
             self.lock = NoLock()
         #: Mirrors root-graph messages into sessions/messages in the checkpoint's transaction.
         self.recorder = recorder
+        #: Task writes waiting to ride with the next checkpoint (see ``coalesce``).
+        self.coalescer = Coalescer()
 
     def _read_scope(self) -> tuple[str, tuple[str]] | None:
         """The statement that makes a read act for the tenant in effect (None: none)."""

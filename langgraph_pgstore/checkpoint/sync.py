@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from psycopg.rows import DictRow, dict_row
 
 from .._ops import connection, run
 from . import base, history
+from .coalesce import Coalescer
 from .writes import Write, put_write, writes_write
 
 __all__ = ["PgCheckpointer"]
@@ -119,7 +121,13 @@ class PgCheckpointer(base.SaverBase, PostgresSaver):
     ) -> RunnableConfig:
         args = (config, checkpoint, metadata, new_versions)
         write, saved = put_write(self, self.recorder, *args)
-        self._write(write)
+        offers = self.coalescer.take(write)
+        try:
+            self._write(write)
+        except BaseException as exc:
+            Coalescer.settle(offers, exc)
+            raise
+        Coalescer.settle(offers)
         return saved
 
     @base.translated
@@ -130,7 +138,15 @@ class PgCheckpointer(base.SaverBase, PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        self._write(writes_write(self, config, writes, task_id, task_path))
+        write = writes_write(self, config, writes, task_id, task_path)
+        offer = self.coalescer.offer(write, threading.Event())
+        if offer is not None:
+            done = cast(threading.Event, offer.done)
+            if done.wait(self.coalescer.wait) or not self.coalescer.withdraw(offer):
+                done.wait()  # a put took it: it settles it, whatever happens
+                if offer.error is None:
+                    return  # committed with the checkpoint
+        self._write(write)
 
     @base.translated
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

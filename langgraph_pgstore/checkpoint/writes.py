@@ -36,11 +36,14 @@ from psycopg.types.json import Jsonb
 from .._ops import Op, Query
 from ..conversations.mirroring import ThreadState
 from ..conversations.recorder import MessageRecorder, Mirror
-from .base import scope_statement, write_scope
+from .base import Scope, scope_statement, write_scope
 
-__all__ = ["Write", "put_write", "writes_write"]
+__all__ = ["Key", "Write", "put_write", "writes_write"]
 
 Saver = PostgresSaver | AsyncPostgresSaver
+
+#: A checkpoint as writes meet on it: (thread id, namespace, checkpoint id, scope).
+Key = tuple[str, str, str, Scope]
 
 
 @dataclass
@@ -51,6 +54,9 @@ class Write:
 
     queries: list[Query]
     mirror: Mirror | None = None
+    #: Where a task's writes and the next checkpoint meet (see :mod:`.coalesce`): for
+    #: writes, their checkpoint; for a checkpoint, its parent (None: it has none).
+    key: Key | None = None
 
     @property
     def op(self) -> Op[ThreadState] | None:
@@ -70,11 +76,11 @@ def _then(queries: list[Query], op: Op[ThreadState]) -> Op[ThreadState]:
     return (yield from op)
 
 
-def _scoped(saver: Saver, config: RunnableConfig) -> tuple[list[Query], str | None]:
-    """The statement that makes the write act for its tenant (or owner), and the owner."""
+def _scoped(saver: Saver, config: RunnableConfig) -> tuple[list[Query], Scope]:
+    """The statement that makes the write act for its tenant (or owner), and the scope."""
     scope = write_scope(saver.conn, config)
     statement = scope_statement(scope)
-    return ([Query(*statement)] if statement is not None else []), scope[1]
+    return ([Query(*statement)] if statement is not None else []), scope
 
 
 def put_write(
@@ -103,7 +109,7 @@ def put_write(
             inline[channel] = True
         elif not (value is None or isinstance(value, str | int | float | bool)):
             blob_values[channel] = inline.pop(channel)
-    queries, owner = _scoped(saver, config)
+    queries, scope = _scoped(saver, config)
     if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
         blobs = saver._dump_blobs(thread_id, ns, blob_values, blob_versions)
         queries.append(Query(saver.UPSERT_CHECKPOINT_BLOBS_SQL, many=blobs))
@@ -112,10 +118,12 @@ def put_write(
     queries.append(Query(saver.UPSERT_CHECKPOINTS_SQL, row))
     mirror = None
     if recorder is not None and recorder.wants(config):
-        mirror = recorder.prepare(config, checkpoint, metadata, new_versions, owner)
+        mirror = recorder.prepare(config, checkpoint, metadata, new_versions, scope[1])
         queries += mirror.queries
+    parent = conf.get("checkpoint_id")
+    key = (thread_id, ns, parent, scope) if parent else None
     saved = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
-    return Write(queries, mirror), {"configurable": saved}
+    return Write(queries, mirror, key), {"configurable": saved}
 
 
 def writes_write(
@@ -134,5 +142,5 @@ def writes_write(
     )
     ids = (conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
     rows = saver._dump_writes(*ids, task_id, task_path, writes)
-    queries, _ = _scoped(saver, config)
-    return Write([*queries, Query(statement, many=rows)])
+    queries, scope = _scoped(saver, config)
+    return Write([*queries, Query(statement, many=rows)], key=(*ids, scope))
