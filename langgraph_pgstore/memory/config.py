@@ -151,9 +151,8 @@ class StoreOptions(TypedDict, total=False):
     importance_field: str | None
     """Value field holding the item's importance in [0, 1] (ranking)."""
     ef_search: int
-    """HNSW search breadth (default 40, as pgvector and PostgresStore; at least the
-    candidates a page needs); iterative scans go on past it when filters reject
-    candidates."""
+    """HNSW search breadth (default 64, at least the candidates a page needs); iterative
+    scans go on past it when filters reject candidates."""
     max_value_bytes: int
     """Largest JSON value accepted, in bytes (default 4 MiB)."""
 
@@ -252,7 +251,7 @@ class StoreConfig:
             ts_config=ts_config,
             source_field=opts.get("source_field", "source"),
             importance_field=opts.get("importance_field", "importance"),
-            ef_search=_positive_int(opts.get("ef_search", 40), "ef_search", 1000),
+            ef_search=_positive_int(opts.get("ef_search", 64), "ef_search", 1000),
             max_value_bytes=_positive_int(
                 opts.get("max_value_bytes", MAX_VALUE_BYTES), "max_value_bytes", 1 << 30
             ),

@@ -257,7 +257,7 @@ class Searching:
         did not return (``have``), by coverage, with their distance."""
         where, params = and_(
             plan.where,
-            (q.NOT_AMONG, [[p for p, _ in have], [k for _, k in have]]),
+            (q.NOT_AMONG, [[prefix for prefix, _ in have], [key for _, key in have]]),
         )
         stmt = q.search_statement(self.vec, where, vector=False, keyword=True, distance=True)
         args = [*self._kq_args(terms), *params, KEYWORD_READ * k, Vec(qv)]
