@@ -22,7 +22,6 @@ from psycopg.rows import DictRow, dict_row
 
 from .._ops import aconnection, arun
 from . import base, history
-from .coalesce import Coalescer
 from .writes import Write, put_write, writes_write
 
 __all__ = ["AsyncPgCheckpointer"]
@@ -109,13 +108,8 @@ class AsyncPgCheckpointer(base.SaverBase, AsyncPostgresSaver):
     ) -> RunnableConfig:
         args = (config, checkpoint, metadata, new_versions)
         write, saved = put_write(self, self.recorder, *args)
-        offers = self.coalescer.take(write)
-        try:
+        with self.coalescer.carrying(write):
             await self._awrite(write)
-        except BaseException as exc:
-            Coalescer.settle(offers, exc)
-            raise
-        Coalescer.settle(offers)
         return saved
 
     @base.translated

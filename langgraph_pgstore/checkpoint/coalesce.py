@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -120,6 +121,18 @@ class Coalescer:
         if offers:
             write.queries[:0] = [q for offer in offers for q in offer.write.queries]
         return offers
+
+    @contextmanager
+    def carrying(self, write: Write) -> Iterator[None]:
+        """Around the write of checkpoint ``write``: it carries the offers waiting for it
+        (:meth:`take`), whose owners learn how it ended (:meth:`settle`)."""
+        offers = self.take(write)
+        try:
+            yield
+        except BaseException as exc:
+            self.settle(offers, exc)
+            raise
+        self.settle(offers)
 
     @staticmethod
     def settle(offers: Sequence[Offer], error: BaseException | None = None) -> None:

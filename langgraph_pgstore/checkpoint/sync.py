@@ -23,7 +23,6 @@ from psycopg.rows import DictRow, dict_row
 
 from .._ops import connection, run
 from . import base, history
-from .coalesce import Coalescer
 from .writes import Write, put_write, writes_write
 
 __all__ = ["PgCheckpointer"]
@@ -121,13 +120,8 @@ class PgCheckpointer(base.SaverBase, PostgresSaver):
     ) -> RunnableConfig:
         args = (config, checkpoint, metadata, new_versions)
         write, saved = put_write(self, self.recorder, *args)
-        offers = self.coalescer.take(write)
-        try:
+        with self.coalescer.carrying(write):
             self._write(write)
-        except BaseException as exc:
-            Coalescer.settle(offers, exc)
-            raise
-        Coalescer.settle(offers)
         return saved
 
     @base.translated
