@@ -9,7 +9,8 @@ them ahead of its own rows in its one pipeline, and ``put_writes`` returns once 
 transaction has committed. So when ``put_writes`` returns its rows are as durable as
 before, and the checkpoint is never visible without the writes that led to it.
 
-When no such ``put`` comes in time (an interrupt, a sibling task still running, a
+Errors and interrupts are never offered (see :func:`.writes.writes_write`). When no such
+``put`` comes in time (a node that raised an interrupt, a sibling task still running, a
 ``DeltaChannel`` checkpoint that waits for its writes first) or the joint write fails, the
 writes go alone, exactly as before. A thread whose checkpoints come only after their
 writes gave up, :data:`MISSES` times in a row, is not waited for again (by this saver, for

@@ -134,7 +134,9 @@ def writes_write(
     task_path: str,
 ) -> Write:
     """``PostgresSaver.put_writes``'s rows: special channels (errors, interrupts) replace
-    an earlier write of the same index, others are written once."""
+    an earlier write of the same index, others are written once. Special writes have no
+    key: no checkpoint follows them soon (the run stops, or resumes only after its nodes
+    ran), so waiting for one would only delay them."""
     conf = config["configurable"]
     special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
     statement = (
@@ -143,4 +145,4 @@ def writes_write(
     ids = (conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
     rows = saver._dump_writes(*ids, task_id, task_path, writes)
     queries, scope = _scoped(saver, config)
-    return Write([*queries, Query(statement, many=rows)], key=(*ids, scope))
+    return Write([*queries, Query(statement, many=rows)], key=None if special else (*ids, scope))
