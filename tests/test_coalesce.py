@@ -1,5 +1,6 @@
 """Where a task's writes meet the next checkpoint (``checkpoint/coalesce.py``): only a
-checkpoint of the same thread, namespace, parent and tenant scope carries them."""
+checkpoint of the same thread, namespace, parent and tenant scope carries them, and errors
+and interrupts never wait for one."""
 
 from __future__ import annotations
 
