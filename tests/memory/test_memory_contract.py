@@ -489,6 +489,7 @@ async def test_omit_expired_false_keeps_them_until_swept(ttl_store: MakeStore) -
     assert await d.get(("keep",), "k", refresh_ttl=False) is not None
     assert [i.key for i in await d.search(("keep",), refresh_ttl=False)] == ["k"]
     assert ("keep",) in await d.list_namespaces(prefix=("keep",))
+    await d.settle()  # the sweep skips a row our access writer holds at that moment
     assert await d.sweep_ttl() == 1
     assert await d.get(("keep",), "k") is None
 
