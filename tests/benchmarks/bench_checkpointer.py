@@ -25,6 +25,11 @@ interleaved round by round so background load hits them alike. Prints one table 
    the loop graph on their own threads, two invokes each per round, interleaved: what a server
    handling several conversations at once gets. PostgresSaver and AsyncPostgresSaver share
    one connection behind one lock; ours draw from a pool of 4.
+6. Where a call's time goes: the ``put`` and ``put_writes`` calls of one invoke of the loop
+   graph (durability ``"sync"``), recorded once and replayed one after another on a fresh
+   thread per round, through PostgresSaver, ours and ours with the mirror off: wall and
+   client CPU per call. Nothing runs beside them, so a task's writes can't ride with the
+   checkpoint here (``coalescer.wait`` is 0): this is each call's own cost.
 """
 
 from __future__ import annotations
@@ -510,11 +515,89 @@ def print_concurrent(times: dict[str, list[float]], rounds: int) -> dict[str, fl
     }
 
 
+# ---- 6. where a call's time goes ---------------------------------------------------------
+
+REPLAY_ARMS = ("PostgresSaver", "ours", "ours, mirror off")
+
+
+class _Recorder(InMemorySaver):
+    """Records the saver calls of a run, as LangGraph made them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("put", args))
+        return super().put(*args, **kwargs)
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("put_writes", args))
+        return super().put_writes(*args, **kwargs)
+
+
+def _on_thread(args: tuple[Any, ...], thread: str) -> tuple[Any, ...]:
+    config = {**args[0], "configurable": {**args[0]["configurable"], "thread_id": thread}}
+    return (config, *args[1:])
+
+
+def replay(url: str, rounds: int) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """(wall, CPU) seconds per round of each arm's calls, by method."""
+    recorder = _Recorder()
+    loop_graph().compile(checkpointer=recorder).invoke(
+        {"messages": [], "n": 0}, _config("recorded"), durability="sync"
+    )
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    with (
+        Database.connect(url, max_size=4) as db,
+        Database.connect(url, max_size=4) as db_off,
+        PostgresSaver.from_conn_string(url) as pg,
+    ):
+        db_off.mirror_messages = False
+        savers: dict[str, Any] = dict(
+            zip(REPLAY_ARMS, (pg, db.checkpointer, db_off.checkpointer), strict=True)
+        )
+        for saver in savers.values():
+            if hasattr(saver, "coalescer"):
+                saver.coalescer.wait = 0.0
+        for method in ("put", "put_writes"):
+            calls = [args for name, args in recorder.calls if name == method]
+            times: dict[str, list[tuple[float, float]]] = {k: [] for k in savers}
+            for r in range(rounds + 1):  # round 0 warms up
+                for name in REPLAY_ARMS[r % 3 :] + REPLAY_ARMS[: r % 3]:
+                    call, thread = getattr(savers[name], method), uuid.uuid4().hex
+                    wall = cpu = 0.0
+                    for args in calls:
+                        args = _on_thread(args, thread)
+                        started, cpu_started = time.perf_counter(), time.process_time()
+                        call(*args)
+                        wall += time.perf_counter() - started
+                        cpu += time.process_time() - cpu_started
+                    if r:
+                        times[name].append((wall / len(calls), cpu / len(calls)))
+            out[method] = times
+    return out
+
+
+def print_replay(times: dict[str, dict[str, list[tuple[float, float]]]], rounds: int) -> None:
+    print(f"\n6. each call alone: the put/put_writes calls of one {STEPS}-step invoke, replayed "
+          f"on a fresh thread, {rounds} interleaved rounds; medians, ms per call")  # fmt: skip
+    print(f"{'checkpointer':<20}{'put wall':>10}{'put CPU':>9}{'writes wall':>13}"
+          f"{'writes CPU':>12}")  # fmt: skip
+    for name in REPLAY_ARMS:
+        cells = [
+            1000 * statistics.median(t[i] for t in times[method][name])
+            for method in ("put", "put_writes")
+            for i in (0, 1)
+        ]
+        print(f"{name:<20}{cells[0]:>10.3f}{cells[1]:>9.3f}{cells[2]:>13.3f}{cells[3]:>12.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter history")
     parser.add_argument("--url", help="server to use (default DATABASE_URL, else embedded)")
-    parser.add_argument("--parts", default="12345", help="which parts to run (default 12345)")
+    parser.add_argument("--parts", default="123456", help="which parts to run (default all)")
     parser.add_argument("--rounds", type=int, help="rounds of part 1 (default 20, quick 5)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 20)
@@ -526,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs; load average {_load()}"
               f"{'; --quick' if args.quick else ''}")  # fmt: skip
         ratios: dict[str, dict[str, float]] = {}
-        if {"1", "2", "3", "5"} & set(args.parts):
+        if {"1", "2", "3", "5", "6"} & set(args.parts):
             with scratch_database(admin) as url:
                 if "1" in args.parts:
                     for durability in ("async", "sync"):
@@ -539,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "5" in args.parts:
                     figures = print_concurrent(concurrent(url, rounds), rounds)
                     ratios.setdefault("async", {}).update(figures)  # LangGraph's default
+                if "6" in args.parts:
+                    print_replay(replay(url, rounds), rounds)
         cost = None
         if "4" in args.parts:
             # two fresh databases of the same size: only the switch differs
